@@ -1,0 +1,23 @@
+//! # dynabridge-shared
+//!
+//! The one library every dynabridge Lambda function links. Anything two functions need lives
+//! here, in a module named for the concept it holds:
+//!
+//! - [`config`]: typed configuration read once from environment variables at cold start; an
+//!   invalid or missing setting fails the cold start with the variable's name.
+//! - [`clients`]: the AWS SDK clients, built once from `aws-config`. Endpoints come from the
+//!   standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, so the same binary
+//!   talks to AWS or to the local stack without custom endpoint code.
+//! - [`telemetry`]: JSON logs through `tracing`, honouring `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`,
+//!   with the Lambda request id on every line logged during an invocation.
+//! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
+//!   (`errorType` / `errorMessage` posted to the Runtime API).
+//!
+//! Design decisions that apply to the whole suite are written down in `docs/decisions.md`.
+
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod telemetry;
+
+pub use error::{DynabridgeError, Result};
