@@ -69,8 +69,14 @@ impl Resources {
     pub fn function_env(&self) -> Vec<(String, String)> {
         vec![
             ("DYNABRIDGE_TABLE_NAME".into(), self.names.table.clone()),
-            ("DYNABRIDGE_CONTROL_TABLE".into(), self.names.control_table.clone()),
-            ("DYNABRIDGE_LAKE_BUCKET".into(), self.names.lake_bucket.clone()),
+            (
+                "DYNABRIDGE_CONTROL_TABLE".into(),
+                self.names.control_table.clone(),
+            ),
+            (
+                "DYNABRIDGE_LAKE_BUCKET".into(),
+                self.names.lake_bucket.clone(),
+            ),
             ("DYNABRIDGE_EVENT_BUS".into(), self.names.event_bus.clone()),
         ]
     }
@@ -149,7 +155,12 @@ pub async fn create_pk_sk_table(
             .attribute_type(ScalarAttributeType::S)
             .build()
     };
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+    };
     let mut req = ddb
         .create_table()
         .table_name(name)
@@ -214,7 +225,11 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
 }
 
 /// Receives and deletes every message currently in a queue (bounded wait).
-pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str, wait: std::time::Duration) -> Result<Vec<String>> {
+pub async fn drain_queue(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    wait: std::time::Duration,
+) -> Result<Vec<String>> {
     let deadline = std::time::Instant::now() + wait;
     let mut bodies = Vec::new();
     loop {

@@ -82,8 +82,12 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-const FIRST: &[&str] = &["Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Zoë", "José", "Åsa", "Chidi"];
-const LAST: &[&str] = &["Lovelace", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Müller", "Núñez"];
+const FIRST: &[&str] = &[
+    "Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Zoë", "José", "Åsa", "Chidi",
+];
+const LAST: &[&str] = &[
+    "Lovelace", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Müller", "Núñez",
+];
 const CITIES: &[&str] = &["Lisbon", "Berlin", "Osaka", "Nairobi", "Austin", "Montréal"];
 const TAGS: &[&str] = &["vip", "newsletter", "b2b", "beta", "churn-risk"];
 const SKUS: &[&str] = &["SKU-APPLE", "SKU-PEAR", "SKU-KIWI", "SKU-MANGO", "SKU-FIG"];
@@ -95,15 +99,19 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
     for c in 0..spec.customers {
         let id = format!("{:05}", c + 1);
         let age_days = rng.below(720) as i64;
-        let created = spec.now - Duration::days(age_days) - Duration::seconds(rng.below(86_400) as i64);
-        let version = if c % 3 == 0 { 1 } else { 2 };
+        let created =
+            spec.now - Duration::days(age_days) - Duration::seconds(rng.below(86_400) as i64);
+        let version = if c.is_multiple_of(3) { 1 } else { 2 };
         let name = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
         let mut item: Item = HashMap::new();
         item.insert("pk".into(), s(format!("CUSTOMER#{id}")));
         item.insert("sk".into(), s("PROFILE"));
         item.insert("entity".into(), s("Customer"));
         item.insert("schema_version".into(), n(version));
-        item.insert(if version == 1 { "name" } else { "full_name" }.into(), s(name));
+        item.insert(
+            if version == 1 { "name" } else { "full_name" }.into(),
+            s(name),
+        );
         item.insert("email".into(), s(format!("customer{id}@example.com")));
         item.insert(
             "balance".into(),
@@ -113,14 +121,19 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
             "created_at".into(),
             s(created.to_rfc3339_opts(SecondsFormat::Millis, true)),
         );
-        let mut tags: Vec<String> = (0..1 + rng.below(3)).map(|_| rng.pick(TAGS).to_string()).collect();
+        let mut tags: Vec<String> = (0..1 + rng.below(3))
+            .map(|_| rng.pick(TAGS).to_string())
+            .collect();
         tags.sort();
         tags.dedup();
         item.insert("tags".into(), AttributeValue::Ss(tags));
         item.insert(
             "address".into(),
             AttributeValue::M(HashMap::from([
-                ("street".to_string(), s(format!("{} Main St", 1 + rng.below(999)))),
+                (
+                    "street".to_string(),
+                    s(format!("{} Main St", 1 + rng.below(999))),
+                ),
                 ("city".to_string(), s(*rng.pick(CITIES))),
                 ("zip".to_string(), s(format!("{:05}", rng.below(99_999)))),
             ])),
@@ -137,17 +150,22 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
 
         for o in 0..rng.below(5) {
             let order_created = created + Duration::days(rng.below(age_days.max(1) as u64) as i64);
-            let over_version = if (c + o as usize) % 4 == 0 { 1 } else { 2 };
+            let over_version = if (c + o as usize).is_multiple_of(4) { 1 } else { 2 };
             let lines: Vec<AttributeValue> = (0..1 + rng.below(3))
                 .map(|_| {
                     AttributeValue::M(HashMap::from([
                         ("sku".to_string(), s(*rng.pick(SKUS))),
                         ("qty".to_string(), n(1 + rng.below(5))),
-                        ("unit_price".to_string(), n(format!("{}.{:02}", 1 + rng.below(200), rng.below(100)))),
+                        (
+                            "unit_price".to_string(),
+                            n(format!("{}.{:02}", 1 + rng.below(200), rng.below(100))),
+                        ),
                     ]))
                 })
                 .collect();
-            let mut qty: Vec<String> = (0..1 + rng.below(3)).map(|i| (i + 1 + rng.below(9)).to_string()).collect();
+            let mut qty: Vec<String> = (0..1 + rng.below(3))
+                .map(|i| (i + 1 + rng.below(9)).to_string())
+                .collect();
             qty.sort();
             qty.dedup();
             let mut order: Item = HashMap::new();
@@ -160,7 +178,10 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
                 n(format!("{}.{:02}", rng.below(5_000), rng.below(100))),
             );
             order.insert("currency".into(), s(*rng.pick(&["EUR", "USD", "JPY"])));
-            order.insert("status".into(), s(*rng.pick(&["PLACED", "SHIPPED", "DELIVERED", "CANCELLED"])));
+            order.insert(
+                "status".into(),
+                s(*rng.pick(&["PLACED", "SHIPPED", "DELIVERED", "CANCELLED"])),
+            );
             order.insert("created_at".into(), n(order_created.timestamp()));
             order.insert("quantities".into(), AttributeValue::Ns(qty));
             order.insert("lines".into(), AttributeValue::L(lines));
@@ -174,7 +195,7 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
         let id = format!("{:06}", i + 1);
         let created = spec.now - Duration::hours(rng.below(96) as i64);
         // A third already expired (TTL in the past), the rest expire later.
-        let ttl = if i % 3 == 0 {
+        let ttl = if i.is_multiple_of(3) {
             spec.now - Duration::hours(1 + rng.below(48) as i64)
         } else {
             spec.now + Duration::days(1 + rng.below(30) as i64)
@@ -185,8 +206,17 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
         item.insert("sk".into(), s("SESSION"));
         item.insert("entity".into(), s("Session"));
         item.insert("schema_version".into(), n(1));
-        item.insert("customer".into(), s(format!("CUSTOMER#{:05}", 1 + rng.below(spec.customers.max(1) as u64))));
-        item.insert("created_at".into(), s(created.to_rfc3339_opts(SecondsFormat::Secs, true)));
+        item.insert(
+            "customer".into(),
+            s(format!(
+                "CUSTOMER#{:05}",
+                1 + rng.below(spec.customers.max(1) as u64)
+            )),
+        );
+        item.insert(
+            "created_at".into(),
+            s(created.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        );
         item.insert("ttl".into(), n(ttl.timestamp()));
         item.insert("token".into(), AttributeValue::B(token.into()));
         items.push(item);
@@ -231,8 +261,13 @@ mod tests {
 
     #[test]
     fn deterministic_and_varied() {
-        let now = DateTime::parse_from_rfc3339("2026-11-21T00:00:00Z").unwrap().with_timezone(&Utc);
-        let spec = SampleSpec { now, ..Default::default() };
+        let now = DateTime::parse_from_rfc3339("2026-11-21T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let spec = SampleSpec {
+            now,
+            ..Default::default()
+        };
         let a = generate(&spec);
         let b = generate(&spec);
         assert_eq!(a, b);
@@ -246,7 +281,10 @@ mod tests {
             .filter(|t| matches!(t, AttributeValue::N(v) if v.parse::<i64>().unwrap() < now.timestamp()))
             .count();
         assert_eq!(expired, 7);
-        let versions: std::collections::BTreeSet<String> = a.iter().map(|i| format!("{:?}", i["schema_version"])).collect();
+        let versions: std::collections::BTreeSet<String> = a
+            .iter()
+            .map(|i| format!("{:?}", i["schema_version"]))
+            .collect();
         assert_eq!(versions.len(), 2);
     }
 }

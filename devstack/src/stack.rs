@@ -85,7 +85,9 @@ impl LocalStack {
                 (None, d.clone())
             }
             None => {
-                let t = tempfile::Builder::new().prefix("dynabridge-stack-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("dynabridge-stack-")
+                    .tempdir()?;
                 let p = t.path().to_path_buf();
                 (Some(t), p)
             }
@@ -126,7 +128,13 @@ impl LocalStack {
                         return;
                     }
                 };
-                rt.block_on(serve_all(ddb_listener, s3_listener, server_db, fs, shutdown_rx));
+                rt.block_on(serve_all(
+                    ddb_listener,
+                    s3_listener,
+                    server_db,
+                    fs,
+                    shutdown_rx,
+                ));
             })?;
 
         let moto = if opts.eventbridge {
@@ -195,7 +203,10 @@ impl LocalStack {
             ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb_endpoint()),
-            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS".into(), self.dynamodb_endpoint()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS".into(),
+                self.dynamodb_endpoint(),
+            ),
             ("AWS_ENDPOINT_URL_S3".into(), self.s3_endpoint()),
             ("DYNABRIDGE_S3_FORCE_PATH_STYLE".into(), "true".into()),
         ];
@@ -394,7 +405,9 @@ impl MotoServer {
                     data_dir.join("moto_server.log").display()
                 );
             }
-            if std::net::TcpStream::connect_timeout(&server.addr, Duration::from_millis(200)).is_ok() {
+            if std::net::TcpStream::connect_timeout(&server.addr, Duration::from_millis(200))
+                .is_ok()
+            {
                 return Ok(server);
             }
             if Instant::now() > deadline {

@@ -114,7 +114,9 @@ impl Env {
         T: FromStr,
         T::Err: Display,
     {
-        self.get(name).map(|raw| parse_value(name, &raw)).transpose()
+        self.get(name)
+            .map(|raw| parse_value(name, &raw))
+            .transpose()
     }
 
     /// A boolean flag: `true/false`, `1/0`, `yes/no`, `on/off` (case-insensitive).
@@ -219,7 +221,9 @@ impl CommonConfig {
             control_table: env.required(vars::CONTROL_TABLE)?,
             lake_bucket: env.required(vars::LAKE_BUCKET)?,
             lake_prefix,
-            event_bus: env.optional(vars::EVENT_BUS).unwrap_or_else(|| "default".into()),
+            event_bus: env
+                .optional(vars::EVENT_BUS)
+                .unwrap_or_else(|| "default".into()),
             event_source,
             s3_force_path_style: env.flag(vars::S3_FORCE_PATH_STYLE, false)?,
             table_name,
@@ -266,7 +270,9 @@ mod tests {
         let mut pairs = base();
         pairs.push((vars::S3_FORCE_PATH_STYLE, "maybe"));
         let err = CommonConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { ref name, .. } if name == vars::S3_FORCE_PATH_STYLE));
+        assert!(
+            matches!(err, ConfigError::Invalid { ref name, .. } if name == vars::S3_FORCE_PATH_STYLE)
+        );
 
         let env = Env::from_pairs([("N", "12x")]);
         let err = env.parse::<u32>("N").unwrap_err();

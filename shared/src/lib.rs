@@ -10,11 +10,13 @@
 //!   talks to AWS or to the local stack without custom endpoint code.
 //! - [`telemetry`]: JSON logs through `tracing`, honouring `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`,
 //!   with the Lambda request id on every line logged during an invocation.
+//! - [`boot`]: the cold start every `main.rs` runs (logging → config → clients).
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
 //! Design decisions that apply to the whole suite are written down in `docs/decisions.md`.
 
+pub mod boot;
 pub mod clients;
 pub mod config;
 pub mod error;

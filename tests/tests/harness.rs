@@ -55,15 +55,25 @@ async fn put(e: &dynabridge_e2e::Env, pairs: &[(&str, &str)]) {
 
 async fn poller(e: &dynabridge_e2e::Env, config: MappingConfig) -> StreamPoller {
     let sqs = e.stack.sqs().ok();
-    StreamPoller::new(e.stack.dynamodb_streams(), sqs, &e.resources.stream_arn, config)
-        .await
-        .unwrap()
+    StreamPoller::new(
+        e.stack.dynamodb_streams(),
+        sqs,
+        &e.resources.stream_arn,
+        config,
+    )
+    .await
+    .unwrap()
 }
 
 fn keys_of(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
-        .map(|l| l["keys"]["pk"]["S"].as_str().unwrap_or_default().to_string())
+        .map(|l| {
+            l["keys"]["pk"]["S"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect()
 }
 
@@ -96,7 +106,10 @@ async fn a_write_reaches_the_binary_as_a_lambda_stream_event() {
     );
 
     let lines = read_json_lines(&p.log);
-    let names: Vec<&str> = lines.iter().map(|l| l["eventName"].as_str().unwrap()).collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["eventName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["INSERT", "INSERT", "MODIFY"]);
     assert_eq!(keys_of(&lines), ["A#1", "A#2", "A#1"]);
     assert_eq!(lines[0]["eventSourceARN"], json!(e.resources.stream_arn));
@@ -125,7 +138,11 @@ async fn a_batch_item_failure_is_redelivered_from_that_record() {
     let mut p = probe(&e, Duration::from_secs(30)).await;
     for i in 1..=5 {
         let probe = if i == 3 { "fail-once" } else { "ok" };
-        put(&e, &[("pk", &format!("B#{i}")), ("sk", "x"), ("probe", probe)]).await;
+        put(
+            &e,
+            &[("pk", &format!("B#{i}")), ("sk", "x"), ("probe", probe)],
+        )
+        .await;
     }
     let mut poller = poller(&e, MappingConfig::default()).await;
     let deliveries = poller.drain(&mut p.function).await.unwrap();
@@ -141,7 +158,10 @@ async fn a_batch_item_failure_is_redelivered_from_that_record() {
     assert_eq!(second, &first[2..].to_vec());
     assert_eq!(deliveries[1].attempt, 1);
     let lines = read_json_lines(&p.log);
-    assert_eq!(keys_of(&lines), ["B#1", "B#2", "B#3", "B#4", "B#5", "B#3", "B#4", "B#5"]);
+    assert_eq!(
+        keys_of(&lines),
+        ["B#1", "B#2", "B#3", "B#4", "B#5", "B#3", "B#4", "B#5"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +171,11 @@ async fn a_crash_is_reported_at_once_and_bisection_recovers() {
     let mut p = probe(&e, Duration::from_secs(60)).await;
     for i in 1..=4 {
         let probe = if i == 2 { "crash-once" } else { "ok" };
-        put(&e, &[("pk", &format!("C#{i}")), ("sk", "x"), ("probe", probe)]).await;
+        put(
+            &e,
+            &[("pk", &format!("C#{i}")), ("sk", "x"), ("probe", probe)],
+        )
+        .await;
     }
     // Warm the process up first so the crash timing excludes the cold start.
     p.function.start().await.unwrap();
@@ -164,9 +188,16 @@ async fn a_crash_is_reported_at_once_and_bisection_recovers() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
     // Bisection: [1..4] crashed, then [1,2] (crash marker set, succeeds), then [3,4].
-    let batches: Vec<usize> = deliveries.iter().map(|d| d.sequence_numbers.len()).collect();
+    let batches: Vec<usize> = deliveries
+        .iter()
+        .map(|d| d.sequence_numbers.len())
+        .collect();
     assert_eq!(batches, [4, 2, 2], "{deliveries:?}");
-    assert!(deliveries[1..].iter().all(|d| !d.outcome.is_function_error()));
+    assert!(
+        deliveries[1..]
+            .iter()
+            .all(|d| !d.outcome.is_function_error())
+    );
     assert_eq!(p.function.cold_starts(), 2, "a crash starts a new process");
 }
 
@@ -178,19 +209,36 @@ async fn crash_detection_takes_under_a_second() {
     let event = json!({"Records": [{"eventName": "INSERT", "dynamodb": {
         "SequenceNumber": "1", "Keys": {"pk": {"S": "X"}}, "NewImage": {"probe": {"S": "crash-once"}}}}]});
     let inv = p.function.invoke(&event).await.unwrap();
-    assert!(matches!(inv.outcome, InvokeOutcome::Crashed { signal: Some(6), .. }), "{inv:?}");
-    assert!(inv.duration < Duration::from_secs(1), "took {:?}", inv.duration);
+    assert!(
+        matches!(
+            inv.outcome,
+            InvokeOutcome::Crashed {
+                signal: Some(6),
+                ..
+            }
+        ),
+        "{inv:?}"
+    );
+    assert!(
+        inv.duration < Duration::from_secs(1),
+        "took {:?}",
+        inv.duration
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_and_timeouts_are_reported() {
     let e = env(false).await.unwrap();
     let mut p = probe(&e, Duration::from_millis(1500)).await;
-    let rec = |probe: &str, seq: &str| json!({"Records": [{"eventName": "INSERT", "dynamodb": {
-        "SequenceNumber": seq, "Keys": {"pk": {"S": "X"}}, "NewImage": {"probe": {"S": probe}}}}]});
+    let rec = |probe: &str, seq: &str| {
+        json!({"Records": [{"eventName": "INSERT", "dynamodb": {
+        "SequenceNumber": seq, "Keys": {"pk": {"S": "X"}}, "NewImage": {"probe": {"S": probe}}}}]})
+    };
     let inv = p.function.invoke(&rec("error-once", "1")).await.unwrap();
     match &inv.outcome {
-        InvokeOutcome::Error { error_message, .. } => assert!(error_message.contains("probe error at 1")),
+        InvokeOutcome::Error { error_message, .. } => {
+            assert!(error_message.contains("probe error at 1"))
+        }
         other => panic!("expected an error, got {other:?}"),
     }
     // Same process, next invocation succeeds (the error did not kill it).
@@ -208,7 +256,10 @@ async fn errors_and_timeouts_are_reported() {
 
     // A payload the function cannot deserialize is an error, not a crash.
     let inv = p.function.invoke_raw(b"not json".to_vec()).await.unwrap();
-    assert!(matches!(inv.outcome, InvokeOutcome::Error { .. }), "{inv:?}");
+    assert!(
+        matches!(inv.outcome, InvokeOutcome::Error { .. }),
+        "{inv:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +272,12 @@ async fn a_ttl_sweep_delivers_a_service_remove() {
     for (pk, ttl) in [("T#old", &past), ("T#new", &future)] {
         let mut it = item(&[("pk", pk), ("sk", "x")]);
         it.insert("ttl".into(), AttributeValue::N(ttl.clone()));
-        ddb.put_item().table_name(&e.resources.names.table).set_item(Some(it)).send().await.unwrap();
+        ddb.put_item()
+            .table_name(&e.resources.names.table)
+            .set_item(Some(it))
+            .send()
+            .await
+            .unwrap();
     }
     // A user delete, for contrast.
     put(&e, &[("pk", "T#user"), ("sk", "x")]).await;
@@ -237,14 +293,23 @@ async fn a_ttl_sweep_delivers_a_service_remove() {
     let mut poller = poller(&e, MappingConfig::default()).await;
     poller.drain(&mut p.function).await.unwrap();
     let lines = read_json_lines(&p.log);
-    let removes: Vec<&Value> = lines.iter().filter(|l| l["eventName"] == "REMOVE").collect();
+    let removes: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["eventName"] == "REMOVE")
+        .collect();
     assert_eq!(removes.len(), 2, "{lines:?}");
-    let ttl_remove = removes.iter().find(|l| l["keys"]["pk"]["S"] == "T#old").unwrap();
+    let ttl_remove = removes
+        .iter()
+        .find(|l| l["keys"]["pk"]["S"] == "T#old")
+        .unwrap();
     assert_eq!(
         ttl_remove["userIdentity"],
         json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"})
     );
-    let user_remove = removes.iter().find(|l| l["keys"]["pk"]["S"] == "T#user").unwrap();
+    let user_remove = removes
+        .iter()
+        .find(|l| l["keys"]["pk"]["S"] == "T#user")
+        .unwrap();
     assert!(user_remove["userIdentity"].is_null());
 }
 
@@ -254,8 +319,16 @@ async fn filter_criteria_deliver_only_ttl_removes() {
     let mut p = probe(&e, Duration::from_secs(30)).await;
     let ddb = e.stack.dynamodb();
     let mut it = item(&[("pk", "F#old"), ("sk", "x")]);
-    it.insert("ttl".into(), AttributeValue::N((chrono::Utc::now().timestamp() - 60).to_string()));
-    ddb.put_item().table_name(&e.resources.names.table).set_item(Some(it)).send().await.unwrap();
+    it.insert(
+        "ttl".into(),
+        AttributeValue::N((chrono::Utc::now().timestamp() - 60).to_string()),
+    );
+    ddb.put_item()
+        .table_name(&e.resources.names.table)
+        .set_item(Some(it))
+        .send()
+        .await
+        .unwrap();
     put(&e, &[("pk", "F#user"), ("sk", "x")]).await;
     ddb.delete_item()
         .table_name(&e.resources.names.table)
@@ -296,7 +369,10 @@ async fn exhausted_retries_go_to_the_on_failure_destination() {
     let mut poller = poller(&e, config).await;
     let deliveries = poller.drain(&mut p.function).await.unwrap();
     // 1 first try + 2 retries of [D#2, D#3]; then skipped.
-    let sizes: Vec<usize> = deliveries.iter().map(|d| d.sequence_numbers.len()).collect();
+    let sizes: Vec<usize> = deliveries
+        .iter()
+        .map(|d| d.sequence_numbers.len())
+        .collect();
     assert_eq!(sizes, [3, 2, 2], "{deliveries:?}");
     assert_eq!(poller.discarded().len(), 1);
     let d = &poller.discarded()[0];
@@ -311,6 +387,12 @@ async fn exhausted_retries_go_to_the_on_failure_destination() {
     let msg: Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(msg["requestContext"]["condition"], "RetryAttemptsExhausted");
     assert_eq!(msg["DDBStreamBatchInfo"]["batchSize"], 2);
-    assert_eq!(msg["DDBStreamBatchInfo"]["startSequenceNumber"], json!(d.start_sequence_number));
-    assert_eq!(msg["DDBStreamBatchInfo"]["streamArn"], json!(e.resources.stream_arn));
+    assert_eq!(
+        msg["DDBStreamBatchInfo"]["startSequenceNumber"],
+        json!(d.start_sequence_number)
+    );
+    assert_eq!(
+        msg["DDBStreamBatchInfo"]["streamArn"],
+        json!(e.resources.stream_arn)
+    );
 }

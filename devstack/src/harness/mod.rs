@@ -278,14 +278,26 @@ impl FunctionProcess {
             .env("LANG", "en_US.UTF-8")
             .env("AWS_LAMBDA_RUNTIME_API", self.runtime_api())
             .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.spec.memory_mb.to_string())
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.spec.memory_mb.to_string(),
+            )
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.spec.name))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{}", self.cold_starts + 1))
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", self.spec.name),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("local/{}", self.cold_starts + 1),
+            )
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
             .env("_HANDLER", "bootstrap")
-            .env("LAMBDA_TASK_ROOT", self.spec.binary.parent().unwrap_or(Path::new("/")))
+            .env(
+                "LAMBDA_TASK_ROOT",
+                self.spec.binary.parent().unwrap_or(Path::new("/")),
+            )
             .envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -298,7 +310,13 @@ impl FunctionProcess {
             .spec
             .log_file
             .as_ref()
-            .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
+            .and_then(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .ok()
+            })
             .map(|f| Arc::new(Mutex::new(f)));
         if let Some(out) = child.stdout.take() {
             collect_lines(out, self.logs.clone(), log_file.clone());
@@ -328,7 +346,8 @@ impl FunctionProcess {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let deadline = started + self.spec.timeout;
-        let deadline_ms = chrono::Utc::now().timestamp_millis() + self.spec.timeout.as_millis() as i64;
+        let deadline_ms =
+            chrono::Utc::now().timestamp_millis() + self.spec.timeout.as_millis() as i64;
         self.api.push(PendingInvocation {
             request_id: request_id.clone(),
             body,

@@ -95,7 +95,9 @@ impl RuntimeApi {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(route(state, req).await) }
                 });
-                let conn = http.serve_connection(TokioIo::new(socket), svc).into_owned();
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), svc)
+                    .into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
@@ -184,7 +186,12 @@ async fn next(state: Arc<State>) -> Response<Body> {
     let _ = state.events.send(ApiEvent::NextRequested);
     loop {
         let notified = state.queue.notify.notified();
-        let inv = state.queue.pending.lock().ok().and_then(|mut q| q.pop_front());
+        let inv = state
+            .queue
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut q| q.pop_front());
         if let Some(inv) = inv {
             let trace = format!(
                 "Root=1-{:08x}-{};Parent={};Sampled=0",

@@ -74,7 +74,9 @@ fn alt_matches(alt: &Value, value: Option<&Value>) -> bool {
                 return match but {
                     Value::Array(list) => !list.iter().any(|b| literal_eq(b, value)),
                     Value::Object(inner) => match inner.get("prefix") {
-                        Some(Value::String(p)) => !value.as_str().is_some_and(|s| s.starts_with(p.as_str())),
+                        Some(Value::String(p)) => {
+                            !value.as_str().is_some_and(|s| s.starts_with(p.as_str()))
+                        }
                         _ => false,
                     },
                     single => !literal_eq(single, value),
@@ -156,15 +158,39 @@ mod tests {
     #[test]
     fn operators() {
         let r = ttl_remove();
-        assert!(matches(&json!({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "ORDER#"}]}}}}), &r));
-        assert!(!matches(&json!({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "CUST#"}]}}}}), &r));
-        assert!(matches(&json!({"dynamodb": {"OldImage": {"amount": {"N": [{"numeric": [">", 10, "<=", 12.5]}]}}}}), &r));
+        assert!(matches(
+            &json!({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "ORDER#"}]}}}}),
+            &r
+        ));
+        assert!(!matches(
+            &json!({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "CUST#"}]}}}}),
+            &r
+        ));
+        assert!(matches(
+            &json!({"dynamodb": {"OldImage": {"amount": {"N": [{"numeric": [">", 10, "<=", 12.5]}]}}}}),
+            &r
+        ));
         assert!(matches(&json!({"userIdentity": [{"exists": true}]}), &r));
-        assert!(matches(&json!({"eventName": [{"anything-but": ["INSERT", "MODIFY"]}]}), &r));
-        assert!(matches(&json!({"dynamodb": {"OldImage": {"tags": {"SS": ["b"]}}}}), &r));
-        assert!(matches(&json!({"eventName": [{"equals-ignore-case": "remove"}]}), &r));
+        assert!(matches(
+            &json!({"eventName": [{"anything-but": ["INSERT", "MODIFY"]}]}),
+            &r
+        ));
+        assert!(matches(
+            &json!({"dynamodb": {"OldImage": {"tags": {"SS": ["b"]}}}}),
+            &r
+        ));
+        assert!(matches(
+            &json!({"eventName": [{"equals-ignore-case": "remove"}]}),
+            &r
+        ));
         assert!(matches(&json!({"missing": [{"exists": false}]}), &r));
         assert!(matches_any(&[], &r));
-        assert!(matches_any(&[json!({"eventName": ["INSERT"]}), json!({"eventName": ["REMOVE"]})], &r));
+        assert!(matches_any(
+            &[
+                json!({"eventName": ["INSERT"]}),
+                json!({"eventName": ["REMOVE"]})
+            ],
+            &r
+        ));
     }
 }

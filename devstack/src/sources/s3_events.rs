@@ -64,7 +64,11 @@ pub async fn object_info(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Re
         bucket: bucket.to_string(),
         key: key.to_string(),
         size: head.content_length().unwrap_or_default(),
-        etag: head.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+        etag: head
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string(),
     })
 }
 
@@ -100,7 +104,11 @@ impl PrefixNotifier {
             let page = page.context("ListObjectsV2")?;
             for obj in page.contents() {
                 let key = obj.key().unwrap_or_default().to_string();
-                let etag = obj.e_tag().unwrap_or_default().trim_matches('"').to_string();
+                let etag = obj
+                    .e_tag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string();
                 if self.seen.insert((key.clone(), etag.clone())) {
                     events.push(object_created_event(
                         &ObjectInfo {
@@ -136,7 +144,10 @@ mod tests {
         assert_eq!(e["detail-type"], "Object Created");
         assert_eq!(e["source"], "aws.s3");
         assert_eq!(e["detail"]["bucket"]["name"], "lake");
-        assert_eq!(e["detail"]["object"]["key"], "inbound/orders/part-0000.parquet");
+        assert_eq!(
+            e["detail"]["object"]["key"],
+            "inbound/orders/part-0000.parquet"
+        );
         assert_eq!(e["detail"]["object"]["size"], 1234);
         assert_eq!(e["detail"]["reason"], "PutObject");
     }

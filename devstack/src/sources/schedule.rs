@@ -28,12 +28,19 @@ mod tests {
 
     #[test]
     fn has_scheduled_event_shape() {
-        let t = DateTime::parse_from_rfc3339("2026-11-21T06:00:00Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-21T06:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let e = scheduled_event("nightly", t, None);
         assert_eq!(e["detail-type"], "Scheduled Event");
         assert_eq!(e["source"], "aws.events");
         assert_eq!(e["time"], "2026-11-21T06:00:00Z");
-        assert!(e["resources"][0].as_str().unwrap().ends_with(":rule/nightly"));
+        assert!(
+            e["resources"][0]
+                .as_str()
+                .unwrap()
+                .ends_with(":rule/nightly")
+        );
         assert_eq!(e["detail"], json!({}));
     }
 }

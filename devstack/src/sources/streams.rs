@@ -243,7 +243,9 @@ impl StreamPoller {
             .context("GetRecords")?;
         let n = out.records().len();
         for record in out.records() {
-            state.buffer.push_back(lambda_record(record, &self.stream_arn));
+            state
+                .buffer
+                .push_back(lambda_record(record, &self.stream_arn));
         }
         state.iterator = out.next_shard_iterator().map(str::to_string);
         if state.iterator.is_none() {
@@ -278,7 +280,11 @@ impl StreamPoller {
         Ok(self.deliveries[first_new..].to_vec())
     }
 
-    async fn process_front(&mut self, shard_id: &str, function: &mut FunctionProcess) -> Result<()> {
+    async fn process_front(
+        &mut self,
+        shard_id: &str,
+        function: &mut FunctionProcess,
+    ) -> Result<()> {
         self.expire_old_records(shard_id).await?;
         let batch_size = self.config.batch_size;
         let state = self
@@ -288,7 +294,11 @@ impl StreamPoller {
         if state.buffer.is_empty() {
             return Ok(());
         }
-        let n = state.window.unwrap_or(batch_size).min(state.buffer.len()).max(1);
+        let n = state
+            .window
+            .unwrap_or(batch_size)
+            .min(state.buffer.len())
+            .max(1);
         let batch: Vec<Value> = state.buffer.iter().take(n).cloned().collect();
         let delivered: Vec<Value> = batch
             .iter()
@@ -336,16 +346,14 @@ impl StreamPoller {
             }
             Some(Some(seq)) => {
                 // Checkpoint everything before the failed record; retry from it.
-                let keep_from = batch
-                    .iter()
-                    .position(|r| seq_of(r) == seq)
-                    .unwrap_or(0);
+                let keep_from = batch.iter().position(|r| seq_of(r) == seq).unwrap_or(0);
                 if keep_from > 0 {
                     state.buffer.drain(..keep_from);
                     state.attempts = 0;
                 }
                 state.window = Some(n - keep_from);
-                self.count_failure(shard_id, n - keep_from, &invocation.request_id).await
+                self.count_failure(shard_id, n - keep_from, &invocation.request_id)
+                    .await
             }
             Some(None) => {
                 let is_function_error = invocation.outcome.is_function_error();
@@ -353,7 +361,8 @@ impl StreamPoller {
                     state.window = Some(n.div_ceil(2));
                     return Ok(());
                 }
-                self.count_failure(shard_id, n, &invocation.request_id).await
+                self.count_failure(shard_id, n, &invocation.request_id)
+                    .await
             }
         }
     }
@@ -372,8 +381,14 @@ impl StreamPoller {
             state.attempts = 0;
             state.window = None;
             let attempts = max + 1;
-            self.discard(shard_id, &skipped, "RetryAttemptsExhausted", request_id, attempts)
-                .await?;
+            self.discard(
+                shard_id,
+                &skipped,
+                "RetryAttemptsExhausted",
+                request_id,
+                attempts,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -484,7 +499,10 @@ fn lowest_failure(resp: &Value, delivered: &[String]) -> FailureReport {
     }
     let mut lowest: Option<&String> = None;
     for f in failures {
-        let id = f.get("itemIdentifier").and_then(Value::as_str).unwrap_or("");
+        let id = f
+            .get("itemIdentifier")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let Some(found) = delivered.iter().find(|s| s.as_str() == id) else {
             return FailureReport::Invalid;
         };
@@ -512,21 +530,35 @@ fn seq_of(record: &Value) -> String {
 /// Builds the Lambda event record for one Streams record.
 pub fn lambda_record(record: &Record, stream_arn: &str) -> Value {
     let mut out = Map::new();
-    out.insert("eventID".into(), json!(record.event_id().unwrap_or_default()));
+    out.insert(
+        "eventID".into(),
+        json!(record.event_id().unwrap_or_default()),
+    );
     out.insert(
         "eventName".into(),
         json!(record.event_name().map(|e| e.as_str()).unwrap_or_default()),
     );
-    out.insert("eventVersion".into(), json!(record.event_version().unwrap_or("1.1")));
-    out.insert("eventSource".into(), json!(record.event_source().unwrap_or("aws:dynamodb")));
-    out.insert("awsRegion".into(), json!(record.aws_region().unwrap_or_default()));
+    out.insert(
+        "eventVersion".into(),
+        json!(record.event_version().unwrap_or("1.1")),
+    );
+    out.insert(
+        "eventSource".into(),
+        json!(record.event_source().unwrap_or("aws:dynamodb")),
+    );
+    out.insert(
+        "awsRegion".into(),
+        json!(record.aws_region().unwrap_or_default()),
+    );
     let mut ddb = Map::new();
     if let Some(sr) = record.dynamodb() {
         if let Some(t) = sr.approximate_creation_date_time() {
             let secs = t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9;
             ddb.insert("ApproximateCreationDateTime".into(), json!(secs));
         }
-        let image = |m: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+        let image = |m: Option<
+            &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+        >| {
             m.map(|m| {
                 let item: serde_dynamo::Item = m.clone().into();
                 serde_json::to_value(item).unwrap_or(Value::Null)
@@ -553,7 +585,10 @@ pub fn lambda_record(record: &Record, stream_arn: &str) -> Value {
     }
     out.insert("dynamodb".into(), Value::Object(ddb));
     if let Some(identity) = record.user_identity() {
-        let kind = identity.r#type().filter(|s| !s.is_empty()).unwrap_or("Service");
+        let kind = identity
+            .r#type()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("Service");
         let principal = identity
             .principal_id()
             .filter(|s| !s.is_empty())
@@ -581,13 +616,26 @@ mod tests {
     #[test]
     fn lowest_reported_failure_wins_and_unknown_ids_fail_the_batch() {
         let delivered = vec!["100".to_string(), "200".to_string(), "300".to_string()];
-        let resp = json!({"batchItemFailures": [{"itemIdentifier": "300"}, {"itemIdentifier": "200"}]});
+        let resp =
+            json!({"batchItemFailures": [{"itemIdentifier": "300"}, {"itemIdentifier": "200"}]});
         assert!(matches!(lowest_failure(&resp, &delivered), FailureReport::From(s) if s == "200"));
         let resp = json!({"batchItemFailures": [{"itemIdentifier": ""}]});
-        assert!(matches!(lowest_failure(&resp, &delivered), FailureReport::Invalid));
+        assert!(matches!(
+            lowest_failure(&resp, &delivered),
+            FailureReport::Invalid
+        ));
         let resp = json!({"batchItemFailures": [{"itemIdentifier": "999"}]});
-        assert!(matches!(lowest_failure(&resp, &delivered), FailureReport::Invalid));
-        assert!(matches!(lowest_failure(&json!({"batchItemFailures": []}), &delivered), FailureReport::None));
-        assert!(matches!(lowest_failure(&json!(null), &delivered), FailureReport::None));
+        assert!(matches!(
+            lowest_failure(&resp, &delivered),
+            FailureReport::Invalid
+        ));
+        assert!(matches!(
+            lowest_failure(&json!({"batchItemFailures": []}), &delivered),
+            FailureReport::None
+        ));
+        assert!(matches!(
+            lowest_failure(&json!(null), &delivered),
+            FailureReport::None
+        ));
     }
 }

@@ -29,11 +29,17 @@ fn first_time(state: &Option<PathBuf>, tag: &str, seq: &str) -> bool {
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let log = std::env::var("PROBE_LOG").ok().map(PathBuf::from);
     let state = std::env::var("PROBE_STATE").ok().map(PathBuf::from);
-    let records = event.payload["Records"].as_array().cloned().unwrap_or_default();
+    let records = event.payload["Records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     tracing::info!(records = records.len(), "probe received batch");
     let mut failures = Vec::new();
     for r in &records {
-        let seq = r["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_string();
+        let seq = r["dynamodb"]["SequenceNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if let Some(path) = &log {
             let line = json!({
                 "requestId": event.context.request_id,
@@ -43,7 +49,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 "keys": r["dynamodb"]["Keys"],
                 "eventSourceARN": r["eventSourceARN"],
             });
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
             writeln!(f, "{line}")?;
         }
         match r["dynamodb"]["NewImage"]["probe"]["S"].as_str() {
@@ -60,7 +69,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 std::process::abort();
             }
             Some("sleep") => {
-                let ms = std::env::var("PROBE_SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+                let ms = std::env::var("PROBE_SLEEP_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5_000);
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             _ => {}

@@ -1,0 +1,31 @@
+//! Cold start, the same for every function: logging first, then the function's config
+//! (validated once; an invalid setting fails the cold start naming the variable), then the AWS
+//! clients (built once and reused by every invocation of this execution environment).
+
+use crate::clients::AwsClients;
+use crate::config::{CommonConfig, ConfigError, Env};
+use crate::error::DynabridgeError;
+use crate::telemetry;
+
+/// A function's configuration, read once at cold start.
+pub trait FunctionConfig: Sized {
+    /// Reads and validates the configuration.
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+
+    /// The settings shared by all functions.
+    fn common(&self) -> &CommonConfig;
+}
+
+/// Initialises logging, reads `C` from the process environment and builds the AWS clients.
+///
+/// On an invalid configuration the error is logged (JSON, with the variable's name) and
+/// returned, so `main` exits before asking the Runtime API for work and Lambda reports the
+/// failed initialisation with that log line.
+pub async fn cold_start<C: FunctionConfig>() -> Result<(C, AwsClients), DynabridgeError> {
+    telemetry::init();
+    let config = C::from_env(&Env::process()).inspect_err(|e| {
+        tracing::error!(error = %e, "cold start failed: invalid configuration");
+    })?;
+    let clients = AwsClients::from_env(config.common().s3_force_path_style).await;
+    Ok((config, clients))
+}
