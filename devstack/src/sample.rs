@@ -150,7 +150,11 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
 
         for o in 0..rng.below(5) {
             let order_created = created + Duration::days(rng.below(age_days.max(1) as u64) as i64);
-            let over_version = if (c + o as usize).is_multiple_of(4) { 1 } else { 2 };
+            let over_version = if (c + o as usize).is_multiple_of(4) {
+                1
+            } else {
+                2
+            };
             let lines: Vec<AttributeValue> = (0..1 + rng.below(3))
                 .map(|_| {
                     AttributeValue::M(HashMap::from([

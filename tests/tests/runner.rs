@@ -5,7 +5,8 @@ use dynabridge_devstack::harness::workspace_binary;
 
 #[test]
 fn local_runner_runs_every_function_and_leaves_a_lake_folder() {
-    let runner = workspace_binary("dynabridge-local").expect("cargo build --workspace --bins first");
+    let runner =
+        workspace_binary("dynabridge-local").expect("cargo build --workspace --bins first");
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("run");
     let out = std::process::Command::new(runner)
@@ -17,9 +18,16 @@ fn local_runner_runs_every_function_and_leaves_a_lake_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("sample data loaded:"), "{stdout}");
-    for f in ["stream-fanout", "ttl-cleanup", "aged-export", "incremental-sync"] {
+    for f in [
+        "stream-fanout",
+        "ttl-cleanup",
+        "aged-export",
+        "incremental-sync",
+    ] {
         assert!(
-            stdout.lines().any(|l| l.trim_start().starts_with(f) && l.contains("cold start")),
+            stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(f) && l.contains("cold start")),
             "{f} was not driven:\n{stdout}"
         );
     }
