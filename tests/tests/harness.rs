@@ -396,3 +396,70 @@ async fn exhausted_retries_go_to_the_on_failure_destination() {
         json!(e.resources.stream_arn)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_binary_runs_under_the_harness_and_reports_typed_errors() {
+    let e = env(false).await.unwrap();
+    put(&e, &[("pk", "P#1"), ("sk", "x")]).await;
+    let spec = FunctionSpec::workspace("stream-fanout")
+        .unwrap()
+        .with_env(e.stack.aws_env())
+        .with_env(e.resources.function_env())
+        .with_timeout(Duration::from_secs(30));
+    let mut f = FunctionProcess::new(spec).await.unwrap();
+    let mut poller = poller(
+        &e,
+        MappingConfig {
+            maximum_retry_attempts: 0,
+            ..Default::default()
+        },
+    )
+    .await;
+    let deliveries = poller.drain(&mut f).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    match &deliveries[0].outcome {
+        InvokeOutcome::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "Other");
+            assert!(
+                error_message.contains("not acknowledged"),
+                "{error_message}"
+            );
+        }
+        other => panic!("expected a typed error, got {other:?}"),
+    }
+    // The batch was not acknowledged: the mapping skipped it to the on-failure path.
+    assert_eq!(poller.discarded().len(), 1);
+    let logs = f.logs();
+    let line = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "stream batch received")
+        .unwrap_or_else(|| panic!("{logs:?}"));
+    assert_eq!(line["records"], 1);
+    assert!(line["span"]["requestId"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_setting_fails_the_cold_start_naming_the_variable() {
+    let e = env(false).await.unwrap();
+    let spec = FunctionSpec::workspace("aged-export")
+        .unwrap()
+        .with_env(e.stack.aws_env())
+        .with_env([("DYNABRIDGE_TABLE_NAME", "dynabridge-app")]);
+    let mut f = FunctionProcess::new(spec).await.unwrap();
+    let err = f.start().await.unwrap_err().to_string();
+    assert!(err.contains("exited during init"), "{err}");
+    let logs = f.logs().join("\n");
+    assert!(logs.contains("DYNABRIDGE_CONTROL_TABLE"), "{logs}");
+    let line: Value = serde_json::from_str(
+        f.logs()
+            .iter()
+            .find(|l| l.contains("cold start failed"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["level"], "ERROR");
+}
