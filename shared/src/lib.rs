@@ -11,6 +11,8 @@
 //! - [`telemetry`]: JSON logs through `tracing`, honouring `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`,
 //!   with the Lambda request id on every line logged during an invocation.
 //! - [`boot`]: the cold start every `main.rs` runs (logging → config → clients).
+//! - [`events`]: domain events on EventBridge (limits, claim checks, per-entry retries) and
+//!   DynamoDB images as plain JSON.
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
@@ -20,6 +22,7 @@ pub mod boot;
 pub mod clients;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod telemetry;
 
 pub use error::{DynabridgeError, Result};

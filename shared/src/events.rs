@@ -1,0 +1,469 @@
+//! Domain events on EventBridge: the contract in `design.md`, and a publisher that respects
+//! PutEvents' limits and never drops an event silently.
+//!
+//! - **Limits**: at most 10 entries and 256 KB per `PutEvents` call; an entry is measured the
+//!   way EventBridge measures it (source + detail-type + detail + resources, UTF-8 bytes).
+//! - **Claim check**: an event whose detail would push the entry over 256 KB is sent with its
+//!   `claim_check` detail instead (a pointer to the lake object holding the full record); with
+//!   no claim check it is reported failed (`EntryTooLarge`), never truncated.
+//! - **Per-entry failures**: PutEvents can accept a call and still fail single entries
+//!   (`FailedEntryCount`). Only the failed entries are retried, each on its own call, with
+//!   exponential backoff and full jitter, up to a bound. What still fails is reported by input
+//!   index so a stream consumer can stop at the first failed record and keep order.
+//! - **Duplicates**: a retried entry may have been delivered before the failure was seen
+//!   (at-least-once); consumers dedupe on the stream event id carried in the detail.
+//!
+//! [`item_to_json`] renders a DynamoDB image as plain JSON for event details: numbers stay
+//! JSON numbers only when that is exact, otherwise they are strings with the original digits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use base64::Engine;
+use serde_dynamo::AttributeValue;
+use serde_json::{Map, Value};
+
+/// EventBridge's per-call entry limit.
+pub const MAX_ENTRIES_PER_CALL: usize = 10;
+/// EventBridge's per-call (and so per-entry) size limit in bytes.
+pub const MAX_CALL_BYTES: usize = 256 * 1024;
+
+/// One event to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainEvent {
+    /// `DetailType`, e.g. `Order Inserted`.
+    pub detail_type: String,
+    /// The full detail.
+    pub detail: Value,
+    /// The detail to send instead when the full one is too large (a pointer to the lake).
+    pub claim_check: Option<Value>,
+    /// `Resources` (ARNs), usually empty.
+    pub resources: Vec<String>,
+}
+
+/// Why an event was not published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEvent {
+    /// Index of the event in the input.
+    pub index: usize,
+    /// EventBridge error code, `EntryTooLarge`, or `CallFailed` for a failed call.
+    pub code: String,
+    /// Detail of the last failure.
+    pub message: String,
+}
+
+/// What a [`EventPublisher::publish`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Events accepted by EventBridge.
+    pub published: usize,
+    /// Of those, events sent with their claim-check detail.
+    pub claim_checks: usize,
+    /// Entry retries made.
+    pub retries: usize,
+    /// PutEvents calls made.
+    pub calls: usize,
+    /// Events that could not be published, ordered by index.
+    pub failed: Vec<FailedEvent>,
+}
+
+impl PublishReport {
+    /// The lowest input index that failed, if any.
+    pub fn first_failed(&self) -> Option<usize> {
+        self.failed.iter().map(|f| f.index).min()
+    }
+}
+
+/// Retry policy for failed entries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per entry, including the first.
+    pub max_attempts: u32,
+    /// Backoff base (doubles per attempt).
+    pub base_delay: Duration,
+    /// Backoff cap.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Source of jitter in `[0, 1)`; injectable so tests are deterministic.
+pub type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// Publishes [`DomainEvent`]s to one bus with one `Source`.
+#[derive(Clone)]
+pub struct EventPublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+    source: String,
+    retry: RetryPolicy,
+    jitter: Jitter,
+}
+
+impl std::fmt::Debug for EventPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPublisher")
+            .field("bus", &self.bus)
+            .field("source", &self.source)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl EventPublisher {
+    /// A publisher to `bus` with `source`.
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: &str, source: &str) -> Self {
+        EventPublisher {
+            client,
+            bus: bus.to_string(),
+            source: source.to_string(),
+            retry: RetryPolicy::default(),
+            jitter: Arc::new(rand::random::<f64>),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Replaces the jitter source.
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The size EventBridge counts for an entry with this detail.
+    pub fn entry_size(&self, detail_type: &str, detail: &str, resources: &[String]) -> usize {
+        self.source.len()
+            + detail_type.len()
+            + detail.len()
+            + resources.iter().map(String::len).sum::<usize>()
+    }
+
+    fn entry(&self, event: &DomainEvent, detail: String) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(&self.source)
+            .detail_type(&event.detail_type)
+            .detail(detail)
+            .set_resources((!event.resources.is_empty()).then(|| event.resources.clone()))
+            .build()
+    }
+
+    /// Publishes `events`; see the module docs for limits, claim checks and retries.
+    pub async fn publish(&self, events: &[DomainEvent]) -> PublishReport {
+        let mut report = PublishReport::default();
+        // (input index, entry, size)
+        let mut pending: Vec<(usize, PutEventsRequestEntry, usize)> =
+            Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let full = event.detail.to_string();
+            let size = self.entry_size(&event.detail_type, &full, &event.resources);
+            if size <= MAX_CALL_BYTES {
+                pending.push((index, self.entry(event, full), size));
+                continue;
+            }
+            let checked = event
+                .claim_check
+                .as_ref()
+                .map(Value::to_string)
+                .and_then(|d| {
+                    let size = self.entry_size(&event.detail_type, &d, &event.resources);
+                    (size <= MAX_CALL_BYTES).then_some((d, size))
+                });
+            match checked {
+                Some((detail, size)) => {
+                    report.claim_checks += 1;
+                    pending.push((index, self.entry(event, detail), size));
+                }
+                None => report.failed.push(FailedEvent {
+                    index,
+                    code: "EntryTooLarge".into(),
+                    message: format!(
+                        "entry of {size} bytes exceeds {MAX_CALL_BYTES} and has no claim check"
+                    ),
+                }),
+            }
+        }
+
+        // First attempt: packed calls. Retries: each failed entry on its own call.
+        let mut attempt = 1u32;
+        let mut retry: Vec<(usize, PutEventsRequestEntry, usize, String, String)> = Vec::new();
+        for call in pack(pending) {
+            self.send(call, &mut report, &mut retry).await;
+        }
+        while !retry.is_empty() {
+            if attempt >= self.retry.max_attempts {
+                for (index, _, _, code, message) in retry.drain(..) {
+                    report.failed.push(FailedEvent {
+                        index,
+                        code,
+                        message,
+                    });
+                }
+                break;
+            }
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
+            let this_round: Vec<_> = std::mem::take(&mut retry);
+            for (index, entry, size, _, _) in this_round {
+                report.retries += 1;
+                self.send(vec![(index, entry, size)], &mut report, &mut retry)
+                    .await;
+            }
+        }
+        report.failed.sort_by_key(|f| f.index);
+        if report.published > 0 || !report.failed.is_empty() {
+            tracing::debug!(
+                published = report.published,
+                failed = report.failed.len(),
+                retries = report.retries,
+                calls = report.calls,
+                "PutEvents done"
+            );
+        }
+        report
+    }
+
+    async fn send(
+        &self,
+        call: Vec<(usize, PutEventsRequestEntry, usize)>,
+        report: &mut PublishReport,
+        retry: &mut Vec<(usize, PutEventsRequestEntry, usize, String, String)>,
+    ) {
+        report.calls += 1;
+        let entries: Vec<PutEventsRequestEntry> = call.iter().map(|(_, e, _)| e.clone()).collect();
+        match self
+            .client
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let results = out.entries();
+                for (i, (index, entry, size)) in call.into_iter().enumerate() {
+                    match results.get(i) {
+                        Some(r) if r.error_code().is_none() && r.event_id().is_some() => {
+                            report.published += 1
+                        }
+                        Some(r) => retry.push((
+                            index,
+                            entry,
+                            size,
+                            r.error_code().unwrap_or("Unknown").to_string(),
+                            r.error_message().unwrap_or_default().to_string(),
+                        )),
+                        None => retry.push((
+                            index,
+                            entry,
+                            size,
+                            "MissingResult".into(),
+                            "no result entry".into(),
+                        )),
+                    }
+                }
+            }
+            Err(err) => {
+                let message =
+                    crate::error::DynabridgeError::aws("EventBridge", "PutEvents", err).to_string();
+                for (index, entry, size) in call {
+                    retry.push((index, entry, size, "CallFailed".into(), message.clone()));
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .retry
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16));
+        let cap = exp.min(self.retry.max_delay);
+        cap.mul_f64((self.jitter)().clamp(0.0, 1.0))
+    }
+}
+
+/// Packs entries into calls of at most 10 entries and 256 KB, keeping input order.
+fn pack(
+    entries: Vec<(usize, PutEventsRequestEntry, usize)>,
+) -> Vec<Vec<(usize, PutEventsRequestEntry, usize)>> {
+    let mut calls = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        if !current.is_empty()
+            && (current.len() == MAX_ENTRIES_PER_CALL || bytes + e.2 > MAX_CALL_BYTES)
+        {
+            calls.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += e.2;
+        current.push(e);
+    }
+    if !current.is_empty() {
+        calls.push(current);
+    }
+    calls
+}
+
+/// Renders a DynamoDB item as plain JSON (see [`attribute_to_json`]).
+pub fn item_to_json<'a>(item: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>) -> Value {
+    Value::Object(
+        item.into_iter()
+            .map(|(k, v)| (k.clone(), attribute_to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// Renders one attribute as plain JSON: `S` → string, `N` → number when exact else string,
+/// `B` → base64 string, `BOOL` → bool, `NULL` → null, sets and `L` → arrays, `M` → object.
+pub fn attribute_to_json(value: &AttributeValue) -> Value {
+    let b64 = |b: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(b));
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => number_to_json(n),
+        AttributeValue::B(b) => b64(b),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Ss(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(v) => Value::Array(v.iter().map(|n| number_to_json(n)).collect()),
+        AttributeValue::Bs(v) => Value::Array(v.iter().map(|b| b64(b)).collect()),
+        AttributeValue::L(v) => Value::Array(v.iter().map(attribute_to_json).collect()),
+        AttributeValue::M(m) => item_to_json(m.iter()),
+    }
+}
+
+/// A DynamoDB number as a JSON number when the JSON text denotes exactly the same decimal
+/// (and a double reads it back exactly), else as a string with the original digits.
+pub fn number_to_json(n: &str) -> Value {
+    let exact = n.parse::<f64>().ok().filter(|f| f.is_finite()).filter(|f| {
+        canonical_decimal(&format!("{f:e}")).is_some_and(|c| Some(c) == canonical_decimal(n))
+    });
+    match exact {
+        Some(f) => {
+            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                Value::from(f as i64)
+            } else {
+                serde_json::Number::from_f64(f)
+                    .map_or_else(|| Value::String(n.to_string()), Value::Number)
+            }
+        }
+        None => Value::String(n.to_string()),
+    }
+}
+
+/// (negative, significant digits, exponent of the last digit) of a decimal string.
+fn canonical_decimal(s: &str) -> Option<(bool, String, i64)> {
+    let s = s.trim();
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
+        None => (body, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let mut exp = exp - frac.len() as i64;
+    let trimmed_end = digits.trim_end_matches('0');
+    exp += (digits.len() - trimmed_end.len()) as i64;
+    let significant = trimmed_end.trim_start_matches('0');
+    if significant.is_empty() {
+        return Some((false, "0".into(), 0));
+    }
+    Some((neg, significant.to_string(), exp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_stay_exact() {
+        assert_eq!(number_to_json("42"), json!(42));
+        assert_eq!(number_to_json("-7"), json!(-7));
+        assert_eq!(number_to_json("12.50"), json!(12.5));
+        assert_eq!(number_to_json("0.1"), json!(0.1));
+        assert_eq!(number_to_json("1E+2"), json!(100));
+        assert_eq!(
+            number_to_json("9007199254740993"),
+            json!("9007199254740993")
+        );
+        assert_eq!(
+            number_to_json("12345678901234567890123456789012345678"),
+            json!("12345678901234567890123456789012345678")
+        );
+        assert_eq!(
+            number_to_json("0.30000000000000000001"),
+            json!("0.30000000000000000001")
+        );
+        assert_eq!(number_to_json("1e-130"), json!(1e-130));
+        assert_eq!(number_to_json("not-a-number"), json!("not-a-number"));
+    }
+
+    #[test]
+    fn images_render_as_plain_json() {
+        let item: serde_dynamo::Item = serde_json::from_value(json!({
+            "pk": {"S": "ORDER#1"},
+            "total": {"N": "129.90"},
+            "big": {"N": "123456789012345678901234567890"},
+            "tags": {"SS": ["a", "b"]},
+            "qty": {"NS": ["1", "2"]},
+            "blob": {"B": "AAE="},
+            "ok": {"BOOL": true},
+            "none": {"NULL": true},
+            "lines": {"L": [{"M": {"sku": {"S": "x"}, "n": {"N": "3"}}}]}
+        }))
+        .unwrap();
+        let v = item_to_json(item.iter());
+        assert_eq!(
+            v,
+            json!({
+                "pk": "ORDER#1", "total": 129.9, "big": "123456789012345678901234567890",
+                "tags": ["a", "b"], "qty": [1, 2], "blob": "AAE=", "ok": true, "none": null,
+                "lines": [{"sku": "x", "n": 3}]
+            })
+        );
+    }
+
+    fn entry(n: usize) -> (usize, PutEventsRequestEntry, usize) {
+        (n, PutEventsRequestEntry::builder().build(), 0)
+    }
+
+    #[test]
+    fn packing_respects_entry_and_byte_limits() {
+        let calls = pack((0..23).map(entry).collect());
+        let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        let big: Vec<_> = (0..5)
+            .map(|i| (i, PutEventsRequestEntry::builder().build(), 100 * 1024))
+            .collect();
+        let sizes: Vec<usize> = pack(big).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let order: Vec<usize> = pack((0..23).map(entry).collect())
+            .into_iter()
+            .flatten()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(order, (0..23).collect::<Vec<_>>());
+    }
+}
