@@ -15,9 +15,13 @@
 //!
 //! Design decisions that apply to the whole suite are written down in `docs/decisions.md`.
 
+pub mod checkpoint;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod telemetry;
+pub mod writer;
 
 pub use error::{DynabridgeError, Result};
