@@ -120,11 +120,7 @@ mod tests {
         });
         let d: Diagnostic = err.into();
         assert_eq!(d.error_type, "Config");
-        assert!(
-            d.error_message.contains("DYNABRIDGE_TABLE"),
-            "{}",
-            d.error_message
-        );
+        assert!(d.error_message.contains("DYNABRIDGE_TABLE"), "{}", d.error_message);
     }
 
     #[test]
@@ -137,10 +133,7 @@ mod tests {
             "PutObject",
             Outer(std::io::Error::other("connection reset")),
         );
-        assert_eq!(
-            err.to_string(),
-            "S3 PutObject failed: outer: connection reset"
-        );
+        assert_eq!(err.to_string(), "S3 PutObject failed: outer: connection reset");
         assert_eq!(err.error_type(), "Aws");
     }
 }
