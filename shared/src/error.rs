@@ -11,7 +11,9 @@
 
 use lambda_runtime::Diagnostic;
 
+use crate::checkpoint::CheckpointError;
 use crate::config::ConfigError;
+use crate::idempotency::IdempotencyError;
 
 /// Convenience alias used across the crate.
 pub type Result<T, E = DynabridgeError> = std::result::Result<T, E>;
@@ -42,6 +44,14 @@ pub enum DynabridgeError {
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 
+    /// An idempotency record refused the operation (in progress, payload mismatch, ...).
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+
+    /// A stream checkpoint could not be read or advanced.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+
     /// Any other failure with a clear message; prefer a dedicated variant when callers need to
     /// react to it.
     #[error("{0}")]
@@ -56,17 +66,10 @@ impl DynabridgeError {
         operation: &'static str,
         err: impl std::error::Error,
     ) -> Self {
-        let mut message = err.to_string();
-        let mut source = err.source();
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
         DynabridgeError::Aws {
             service,
             operation,
-            message,
+            message: render_chain(&err),
         }
     }
 
@@ -77,9 +80,24 @@ impl DynabridgeError {
             DynabridgeError::InvalidEvent(_) => "InvalidEvent",
             DynabridgeError::Aws { .. } => "Aws",
             DynabridgeError::Json(_) => "Json",
+            DynabridgeError::Idempotency(e) => e.error_type(),
+            DynabridgeError::Checkpoint(e) => e.error_type(),
             DynabridgeError::Other(_) => "Other",
         }
     }
+}
+
+/// An error and its whole source chain on one line (`outer: inner: root`); the SDK's
+/// `Display` alone often says only "service error".
+pub fn render_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }
 
 impl From<DynabridgeError> for Diagnostic {

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::retry::{Jitter, RandomJitter, full_jitter};
 use base64::Engine;
 use serde_dynamo::AttributeValue;
 use serde_json::{Map, Value};
@@ -96,9 +98,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Source of jitter in `[0, 1)`; injectable so tests are deterministic.
-pub type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
-
 /// Publishes [`DomainEvent`]s to one bus with one `Source`.
 #[derive(Clone)]
 pub struct EventPublisher {
@@ -106,7 +105,7 @@ pub struct EventPublisher {
     bus: String,
     source: String,
     retry: RetryPolicy,
-    jitter: Jitter,
+    jitter: Arc<dyn Jitter>,
 }
 
 impl std::fmt::Debug for EventPublisher {
@@ -127,7 +126,7 @@ impl EventPublisher {
             bus: bus.to_string(),
             source: source.to_string(),
             retry: RetryPolicy::default(),
-            jitter: Arc::new(rand::random::<f64>),
+            jitter: Arc::new(RandomJitter::default()),
         }
     }
 
@@ -138,7 +137,7 @@ impl EventPublisher {
     }
 
     /// Replaces the jitter source.
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
         self.jitter = jitter;
         self
     }
@@ -286,12 +285,12 @@ impl EventPublisher {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .retry
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16));
-        let cap = exp.min(self.retry.max_delay);
-        cap.mul_f64((self.jitter)().clamp(0.0, 1.0))
+        full_jitter(
+            attempt,
+            self.retry.base_delay,
+            self.retry.max_delay,
+            self.jitter.as_ref(),
+        )
     }
 }
 

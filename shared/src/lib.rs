@@ -13,16 +13,28 @@
 //! - [`boot`]: the cold start every `main.rs` runs (logging → config → clients).
 //! - [`events`]: domain events on EventBridge (limits, claim checks, per-entry retries) and
 //!   DynamoDB images as plain JSON.
+//! - [`idempotency`]: Powertools-style idempotency records in the control table, plus a
+//!   transactional claim written together with DynamoDB side effects.
+//! - [`checkpoint`]: ordered per-(consumer, shard, sink) checkpoints with pending ranges, so a
+//!   retried stream batch rewrites exactly the same output object; O(1) writes per batch.
+//! - [`writer`]: the DynamoDB batch writer (25-item chunks, key de-duplication, retries of
+//!   UnprocessedItems and throttling, AIMD concurrency, rate ceiling, guarded writes).
+//! - [`clock`] and [`retry`]: injectable time and full-jitter backoff for all of the above.
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
 //! Design decisions that apply to the whole suite are written down in `docs/decisions.md`.
 
 pub mod boot;
+pub mod checkpoint;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod idempotency;
+pub mod retry;
 pub mod telemetry;
+pub mod writer;
 
 pub use error::{DynabridgeError, Result};

@@ -11,6 +11,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use dynabridge_devstack::provision::{self, ResourceNames};
 use dynabridge_devstack::{LocalStack, StackOptions};
 use dynabridge_shared::events::{DomainEvent, EventPublisher, RetryPolicy};
+use dynabridge_shared::retry::FixedJitter;
 use serde_json::{Value, json};
 
 fn event(i: usize) -> DomainEvent {
@@ -130,7 +131,7 @@ async fn failed_entries_are_retried_on_their_own_until_they_succeed() {
     );
     let publisher = EventPublisher::new(client, "bus", "dynabridge.t")
         .with_retry(fast_retry())
-        .with_jitter(Arc::new(|| 0.5));
+        .with_jitter(Arc::new(FixedJitter(0.5)));
     let report = publisher.publish(&[event(0), event(1), event(2)]).await;
     assert_eq!(report.published, 3, "{report:?}");
     assert_eq!(report.retries, 2);
@@ -169,7 +170,7 @@ async fn a_persistently_failing_entry_is_reported_by_index() {
     );
     let publisher = EventPublisher::new(client, "bus", "dynabridge.t")
         .with_retry(fast_retry())
-        .with_jitter(Arc::new(|| 0.0));
+        .with_jitter(Arc::new(FixedJitter(0.0)));
     let report = publisher
         .publish(&[event(0), event(1), event(2), event(3)])
         .await;
