@@ -29,3 +29,25 @@ pub async fn cold_start<C: FunctionConfig>() -> Result<(C, AwsClients), Dynabrid
     let clients = AwsClients::from_env(config.common().s3_force_path_style).await;
     Ok((config, clients))
 }
+
+/// Defines `main` for a function crate: [`cold_start`] with the given config type, then the
+/// Lambda runtime loop calling `handler(&config, &clients, event)` for each invocation.
+///
+/// ```ignore
+/// mod config;
+/// mod handler;
+/// dynabridge_shared::lambda_main!(config::Config, handler::handle);
+/// ```
+#[macro_export]
+macro_rules! lambda_main {
+    ($config:ty, $handler:path) => {
+        #[tokio::main]
+        async fn main() -> Result<(), lambda_runtime::Error> {
+            let (config, clients) = $crate::boot::cold_start::<$config>().await?;
+            lambda_runtime::run(lambda_runtime::service_fn(|event| {
+                $handler(&config, &clients, event)
+            }))
+            .await
+        }
+    };
+}

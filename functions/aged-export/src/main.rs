@@ -3,13 +3,4 @@
 mod config;
 mod handler;
 
-use lambda_runtime::{Error, service_fn};
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let (config, clients) = dynabridge_shared::boot::cold_start::<config::Config>().await?;
-    lambda_runtime::run(service_fn(|event| {
-        handler::handle(&config, &clients, event)
-    }))
-    .await
-}
+dynabridge_shared::lambda_main!(config::Config, handler::handle);
