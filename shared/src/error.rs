@@ -12,6 +12,8 @@
 use lambda_runtime::Diagnostic;
 
 use crate::config::ConfigError;
+use crate::lake::LakeError;
+use crate::schema::SchemaError;
 
 /// Convenience alias used across the crate.
 pub type Result<T, E = DynabridgeError> = std::result::Result<T, E>;
@@ -22,6 +24,14 @@ pub enum DynabridgeError {
     /// A setting read at cold start is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+
+    /// The schema registry cannot be loaded or is invalid.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+
+    /// Writing or reading a lake file failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
 
     /// The invocation payload could not be understood (wrong shape, missing field).
     #[error("invalid event: {0}")]
@@ -74,6 +84,8 @@ impl DynabridgeError {
     pub fn error_type(&self) -> &'static str {
         match self {
             DynabridgeError::Config(_) => "Config",
+            DynabridgeError::Schema(_) => "Schema",
+            DynabridgeError::Lake(_) => "Lake",
             DynabridgeError::InvalidEvent(_) => "InvalidEvent",
             DynabridgeError::Aws { .. } => "Aws",
             DynabridgeError::Json(_) => "Json",
@@ -102,7 +114,11 @@ mod tests {
         });
         let d: Diagnostic = err.into();
         assert_eq!(d.error_type, "Config");
-        assert!(d.error_message.contains("DYNABRIDGE_TABLE"), "{}", d.error_message);
+        assert!(
+            d.error_message.contains("DYNABRIDGE_TABLE"),
+            "{}",
+            d.error_message
+        );
     }
 
     #[test]
@@ -115,7 +131,10 @@ mod tests {
             "PutObject",
             Outer(std::io::Error::other("connection reset")),
         );
-        assert_eq!(err.to_string(), "S3 PutObject failed: outer: connection reset");
+        assert_eq!(
+            err.to_string(),
+            "S3 PutObject failed: outer: connection reset"
+        );
         assert_eq!(err.error_type(), "Aws");
     }
 }

@@ -10,14 +10,23 @@
 //!   talks to AWS or to the local stack without custom endpoint code.
 //! - [`telemetry`]: JSON logs through `tracing`, honouring `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`,
 //!   with the Lambda request id on every line logged during an invocation.
+//! - [`schema`]: the schema registry — entities, numbered versions, upcasts, fingerprints and
+//!   the BACKWARD compatibility check (`schema-check` binary).
+//! - [`codec`]: DynamoDB items ⇄ Arrow record batches in the lake schema, exact for numbers
+//!   and timestamps, with per-row errors callers quarantine.
+//! - [`lake`]: deterministic object keys, Spark-safe Parquet writing (in memory or streamed
+//!   to S3 as multipart) and reading (including Spark's INT96 timestamps).
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
 //! Design decisions that apply to the whole suite are written down in `docs/decisions.md`.
 
 pub mod clients;
+pub mod codec;
 pub mod config;
 pub mod error;
+pub mod lake;
+pub mod schema;
 pub mod telemetry;
 
 pub use error::{DynabridgeError, Result};
