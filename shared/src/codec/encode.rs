@@ -403,12 +403,9 @@ fn parse_iso(s: &str) -> Result<i64, String> {
 }
 
 fn epoch_micros(n: &str, scale: i8) -> Result<i64, String> {
+    // Seconds at scale 6 and milliseconds at scale 3 are both microseconds once unscaled.
     let unscaled = number::to_unscaled(n, 38, scale)?;
-    let factor: i128 = if scale == 3 { 1_000 } else { 1 };
-    let micros = unscaled
-        .checked_mul(factor)
-        .and_then(|m| i64::try_from(m).ok())
-        .ok_or_else(|| format!("{n} is outside years 1..=9999"))?;
+    let micros = i64::try_from(unscaled).map_err(|_| format!("{n} is outside years 1..=9999"))?;
     check_range(micros, n)
 }
 
