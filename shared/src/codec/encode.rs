@@ -324,19 +324,20 @@ pub(crate) fn to_cell(
         (FieldType::Bool, A::Bool(b)) => Cell::Bool(*b),
         (FieldType::Binary, A::B(b)) => Cell::Bin(b.clone()),
         (FieldType::StringSet, A::Ss(items)) => {
+            no_duplicates(path, items.iter().map(|s| s.as_bytes()))?;
             Cell::List(items.iter().map(|s| Cell::Str(s.clone())).collect())
         }
-        (FieldType::NumberSet { precision, scale }, A::Ns(items)) => Cell::List(
-            items
+        (FieldType::NumberSet { precision, scale }, A::Ns(items)) => {
+            let values = items
                 .iter()
-                .map(|n| {
-                    number::to_unscaled(n, *precision, *scale)
-                        .map(Cell::Dec)
-                        .map_err(|r| invalid(path, r))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+                .map(|n| number::to_unscaled(n, *precision, *scale).map_err(|r| invalid(path, r)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let bytes: Vec<[u8; 16]> = values.iter().map(|v| v.to_le_bytes()).collect();
+            no_duplicates(path, bytes.iter().map(|b| b.as_slice()))?;
+            Cell::List(values.into_iter().map(Cell::Dec).collect())
+        }
         (FieldType::BinarySet, A::Bs(items)) => {
+            no_duplicates(path, items.iter().map(Vec::as_slice))?;
             Cell::List(items.iter().map(|b| Cell::Bin(b.clone())).collect())
         }
         (FieldType::Struct { fields }, A::M(m)) => {
@@ -379,6 +380,18 @@ pub(crate) fn to_cell(
         (FieldType::Json, v) => Cell::Str(dynamodb_json(v).to_string()),
         (ty, v) => return Err(wrong(path, ty, v)),
     })
+}
+
+/// DynamoDB sets have unique members; a duplicate would make the item unwritable on the way
+/// back, so it is refused here.
+fn no_duplicates<'a>(path: &str, members: impl Iterator<Item = &'a [u8]>) -> Result<(), ItemError> {
+    let mut seen = HashSet::new();
+    for m in members {
+        if !seen.insert(m) {
+            return Err(invalid(path, "duplicate set member".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Spark's timestamp range: 0001-01-01 to 9999-12-31 (in µs since the epoch).

@@ -48,9 +48,11 @@ pub fn deep_map(depth: usize) -> V {
 /// Equality where numbers compare by value and sets by membership.
 pub fn values_equal(a: &V, b: &V) -> bool {
     match (a, b) {
-        (V::N(x), V::N(y)) => numbers_equal(x, y),
+        (V::N(x), V::N(y)) => x == y || numbers_equal(x, y),
         (V::Ns(x), V::Ns(y)) => {
-            x.len() == y.len() && x.iter().all(|a| y.iter().any(|b| numbers_equal(a, b)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|a| y.iter().any(|b| a == b || numbers_equal(a, b)))
         }
         (V::Ss(x), V::Ss(y)) => x.len() == y.len() && x.iter().all(|a| y.contains(a)),
         (V::Bs(x), V::Bs(y)) => x.len() == y.len() && x.iter().all(|a| y.contains(a)),
