@@ -9,6 +9,10 @@
 //! beyond 2262 survive); `Date32`/`Date64`; `List`/`LargeList`; `Struct`; `Map`; the large
 //! and view variants of strings and binaries.
 //!
+//! A row is decoded with the fields of the version it was stored with (`_schema_version`,
+//! else the latest), upcast, and — when it was older — validated again against the latest
+//! version, so every item handed back satisfies the latest version exactly.
+//!
 //! Every problem is reported per row as an [`ItemError`] naming the column (dotted path into
 //! structs): a missing required column, a type that cannot hold the declared field, a value
 //! out of range, an unknown non-null column or struct field (nothing is dropped silently).
@@ -27,7 +31,7 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, SecondsFormat};
 use serde_dynamo::AttributeValue;
 
-use super::encode::Op;
+use super::encode::{Op, to_cell};
 use super::number;
 use super::{COL_EVENT_TIME, COL_EXTRA, COL_OP, COL_SCHEMA_VERSION, COL_SEQ};
 use crate::schema::{Attributes, Entity, FieldDef, FieldType, ItemError, TimestampEncoding};
@@ -144,6 +148,12 @@ impl BatchDecoder {
             .entity
             .upcast_from(stored_version, std::borrow::Cow::Owned(item))?
             .into_owned();
+        if stored_version != latest {
+            // The upcast item must satisfy the latest version, exactly as on the write path.
+            for col in self.entity.latest().columns() {
+                to_cell(&col.ty, item.get(&col.name), &col.name, col.required)?;
+            }
+        }
         for (k, v) in implied {
             item.insert(k, v);
         }
