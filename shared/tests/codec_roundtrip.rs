@@ -361,3 +361,48 @@ fn bad_row_leaves_batch_untouched() {
     .unwrap();
     assert_eq!(enc.finish().unwrap().num_rows(), 2);
 }
+
+#[test]
+fn mixed_items_route_to_their_entities() {
+    use dynabridge_shared::codec::{EntityEncoders, from_sdk_item, to_sdk_item};
+    let registry = example_registry();
+    let mut encoders = EntityEncoders::new(&registry);
+    let meta = RowMeta {
+        op: Op::Modify,
+        seq: "1",
+        event_time_micros: 0,
+    };
+    // aws-sdk items convert losslessly to the codec's item type and back.
+    let sdk = to_sdk_item(order_item());
+    let order = from_sdk_item(sdk);
+    assert_eq!(order, order_item());
+    assert_eq!(encoders.append(&order, &meta).unwrap(), "Order");
+    assert_eq!(
+        encoders.append(&customer_item(), &meta).unwrap(),
+        "Customer"
+    );
+    assert_eq!(
+        encoders.append(&customer_item(), &meta).unwrap(),
+        "Customer"
+    );
+    assert_eq!(
+        encoders
+            .append(&item(vec![("pk", s("X#1"))]), &meta)
+            .unwrap_err(),
+        ItemError::NoEntity
+    );
+    let keys = item(vec![("pk", s("ORDER#2")), ("sk", s("ORDER"))]);
+    encoders.append_keys("Order", &keys, &meta).unwrap();
+    assert_eq!(encoders.len(), 4);
+    let batches: Vec<_> = encoders
+        .finish()
+        .unwrap()
+        .into_iter()
+        .map(|(e, b)| (e, b.num_rows()))
+        .collect();
+    assert_eq!(
+        batches,
+        [("Customer".to_string(), 2), ("Order".to_string(), 2)]
+    );
+    assert!(encoders.is_empty());
+}

@@ -36,6 +36,7 @@
 pub mod decode;
 pub mod encode;
 pub mod number;
+pub mod route;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use crate::schema::{Attributes, EntityVersion, FieldType};
 pub use decode::{BatchDecoder, DecodedRow};
 pub use encode::{BatchEncoder, Op, RowMeta, stream_seq};
 pub use number::numbers_equal;
+pub use route::EntityEncoders;
 
 /// The Arrow time zone of every timestamp column.
 pub const UTC: &str = "UTC";
@@ -161,6 +163,13 @@ pub fn dynamo_type(v: &AttributeValue) -> &'static str {
 
 /// Converts an aws-sdk-dynamodb item (GetItem, Query, Scan) to the codec's item type.
 pub fn from_sdk_item(item: HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> Attributes {
+    serde_dynamo::Item::from(item).into_inner()
+}
+
+/// Converts an aws-sdk-dynamodbstreams image (GetRecords) to the codec's item type.
+pub fn from_streams_item(
+    item: HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+) -> Attributes {
     serde_dynamo::Item::from(item).into_inner()
 }
 
