@@ -123,6 +123,13 @@ fn invalid_registries_are_refused_with_context() {
             Box::new(|v| v["entities"][0]["name"] = json!("Cust/omer")),
         ),
         (
+            "default of the wrong type",
+            Box::new(|v| {
+                v["entities"][0]["versions"][1]["upcast"][1] =
+                    json!({"default": {"field": "tier", "value": {"N": "1"}}})
+            }),
+        ),
+        (
             "optional key",
             Box::new(|v| v["keys"][0]["required"] = json!(false)),
         ),
@@ -170,6 +177,26 @@ fn versions_resolve_and_unknown_versions_are_typed_errors() {
     assert_eq!(registry.select(&order).unwrap().name(), "Order");
     let nothing = item(vec![("pk", s("OTHER#1"))]);
     assert_eq!(registry.select(&nothing).unwrap_err(), ItemError::NoEntity);
+}
+
+#[test]
+fn rename_onto_an_existing_attribute_is_an_item_error() {
+    let registry = example_registry();
+    let customer = registry.entity("Customer").unwrap();
+    let v1 = item(vec![
+        ("pk", s("C#1")),
+        ("entity_type", s("Customer")),
+        ("name", s("old")),
+        ("full_name", s("new")),
+    ]);
+    let err = customer.resolve(&v1).unwrap_err();
+    assert_eq!(err.attribute(), Some("name"), "{err}");
+    // An item already at the latest version is borrowed, not copied.
+    let v2 = item(vec![("pk", s("C#1")), ("schema_version", n("2"))]);
+    assert!(matches!(
+        customer.resolve(&v2).unwrap().item,
+        std::borrow::Cow::Borrowed(_)
+    ));
 }
 
 #[test]

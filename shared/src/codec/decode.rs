@@ -375,7 +375,9 @@ pub(crate) fn value_at(
                 _ => return Err(wrong(path, ty, a)),
             };
             let date = NaiveDate::from_ymd_opt(1970, 1, 1)
-                .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)))
+                .and_then(|e| {
+                    chrono::TimeDelta::try_days(days).and_then(|d| e.checked_add_signed(d))
+                })
                 .ok_or_else(|| invalid(path, format!("{days} days is out of range")))?;
             AttributeValue::S(date.format("%Y-%m-%d").to_string())
         }

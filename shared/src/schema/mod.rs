@@ -163,6 +163,24 @@ impl Registry {
                     .iter()
                     .map(|u| compile_upcast(&e.name, v.version, u))
                     .collect::<Result<Vec<_>, _>>()?;
+                // A default must itself be a valid value of its field, or every upcast item
+                // would be quarantined: refuse it at cold start instead.
+                for step in &upcast {
+                    if let CompiledUpcast::Default { field, value } = step
+                        && let Some(f) = v.fields.iter().find(|f| &f.name == field)
+                    {
+                        crate::codec::encode::to_cell(&f.ty, Some(value), field, f.required)
+                            .map_err(|err| {
+                                invalid(
+                                    format!(
+                                        "entity {} version {} default for {field}",
+                                        e.name, v.version
+                                    ),
+                                    err.to_string(),
+                                )
+                            })?;
+                    }
+                }
                 let fingerprint = sha256_hex(&canonical_json(&serde_json::json!({
                     "entity": e.name,
                     "version": v.version,
