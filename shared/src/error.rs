@@ -14,6 +14,8 @@ use lambda_runtime::Diagnostic;
 use crate::checkpoint::CheckpointError;
 use crate::config::ConfigError;
 use crate::idempotency::IdempotencyError;
+use crate::lake::LakeError;
+use crate::schema::SchemaError;
 
 /// Convenience alias used across the crate.
 pub type Result<T, E = DynabridgeError> = std::result::Result<T, E>;
@@ -24,6 +26,14 @@ pub enum DynabridgeError {
     /// A setting read at cold start is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+
+    /// The schema registry cannot be loaded or is invalid.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+
+    /// Writing or reading a lake file failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
 
     /// The invocation payload could not be understood (wrong shape, missing field).
     #[error("invalid event: {0}")]
@@ -77,6 +87,8 @@ impl DynabridgeError {
     pub fn error_type(&self) -> &'static str {
         match self {
             DynabridgeError::Config(_) => "Config",
+            DynabridgeError::Schema(_) => "Schema",
+            DynabridgeError::Lake(_) => "Lake",
             DynabridgeError::InvalidEvent(_) => "InvalidEvent",
             DynabridgeError::Aws { .. } => "Aws",
             DynabridgeError::Json(_) => "Json",

@@ -20,6 +20,12 @@
 //! - [`writer`]: the DynamoDB batch writer (25-item chunks, key de-duplication, retries of
 //!   UnprocessedItems and throttling, AIMD concurrency, rate ceiling, guarded writes).
 //! - [`clock`] and [`retry`]: injectable time and full-jitter backoff for all of the above.
+//! - [`schema`]: the schema registry — entities, numbered versions, upcasts, fingerprints and
+//!   the BACKWARD compatibility check (`schema-check` binary).
+//! - [`codec`]: DynamoDB items ⇄ Arrow record batches in the lake schema, exact for numbers
+//!   and timestamps, with per-row errors callers quarantine.
+//! - [`lake`]: deterministic object keys, Spark-safe Parquet writing (in memory or streamed
+//!   to S3 as multipart) and reading (including Spark's INT96 timestamps).
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
@@ -29,11 +35,14 @@ pub mod boot;
 pub mod checkpoint;
 pub mod clients;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod lake;
 pub mod retry;
+pub mod schema;
 pub mod telemetry;
 pub mod writer;
 

@@ -1,0 +1,256 @@
+//! Exact handling of DynamoDB numbers.
+//!
+//! A DynamoDB `N` is a decimal string of up to 38 significant digits with an exponent between
+//! -130 and +125. It is parsed here into *digits × 10^exponent* without ever passing through a
+//! float, then scaled into an `i128` for `Decimal128`; a value that would need rounding or more
+//! digits than the declared precision is refused with a reason, never adjusted.
+
+/// A parsed number: `(-1)^negative × digits × 10^exponent`, `digits` without leading or
+/// trailing zeros (empty for zero).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    pub negative: bool,
+    pub digits: String,
+    pub exponent: i64,
+}
+
+/// Largest exponent magnitude accepted while parsing (DynamoDB allows -130..=125; anything
+/// far beyond is refused before arithmetic could overflow).
+const MAX_EXPONENT: i64 = 10_000;
+
+/// Parses the text of an `N` (`-12.50`, `1E+3`, `.5`, `7.`).
+pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
+    let bad = || format!("{text:?} is not a number");
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut negative = false;
+    if let Some(&c) = bytes.first()
+        && (c == b'-' || c == b'+')
+    {
+        negative = c == b'-';
+        i = 1;
+    }
+    let mut digits = String::new();
+    let mut frac_len: i64 = 0;
+    let mut seen_digit = false;
+    let mut seen_point = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            c @ b'0'..=b'9' => {
+                seen_digit = true;
+                if !(digits.is_empty() && c == b'0') {
+                    digits.push(c as char);
+                }
+                if seen_point {
+                    frac_len += 1;
+                }
+            }
+            b'.' if !seen_point => seen_point = true,
+            b'e' | b'E' => break,
+            _ => return Err(bad()),
+        }
+        i += 1;
+    }
+    if !seen_digit {
+        return Err(bad());
+    }
+    let mut exponent: i64 = 0;
+    if i < bytes.len() {
+        // bytes[i] is the exponent marker.
+        let exp_text = &text[i + 1..];
+        let unsigned = exp_text.strip_prefix(['+', '-']).unwrap_or(exp_text);
+        if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        exponent = exp_text
+            .parse::<i64>()
+            .ok()
+            .filter(|e| e.abs() <= MAX_EXPONENT)
+            .ok_or_else(|| format!("{text:?} has an exponent out of range"))?;
+    }
+    // Leading zeros of the fraction were skipped above but still count in `frac_len`.
+    exponent -= frac_len;
+    while digits.ends_with('0') {
+        digits.pop();
+        exponent += 1;
+    }
+    if digits.is_empty() {
+        return Ok(Parsed {
+            negative: false,
+            digits,
+            exponent: 0,
+        });
+    }
+    Ok(Parsed {
+        negative,
+        digits,
+        exponent,
+    })
+}
+
+/// The unscaled `i128` of `text` at `scale`, if it fits `precision` digits exactly.
+pub(crate) fn to_unscaled(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    let p = parse(text)?;
+    if p.digits.is_empty() {
+        return Ok(0);
+    }
+    let shift = p.exponent + i64::from(scale);
+    if shift < 0 {
+        return Err(format!(
+            "{text} has more than {scale} fractional digits (no rounding)"
+        ));
+    }
+    let total = p.digits.len() as i64 + shift;
+    if total > i64::from(precision) {
+        return Err(format!(
+            "{text} does not fit decimal({precision},{scale}) ({total} integer+scale digits)"
+        ));
+    }
+    // At most 38 digits: fits i128 (max ≈ 1.7e38).
+    let mut v: i128 = 0;
+    for d in p
+        .digits
+        .bytes()
+        .chain(std::iter::repeat_n(b'0', shift as usize))
+    {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i128::from(d - b'0')))
+            .ok_or_else(|| format!("{text} overflows"))?;
+    }
+    Ok(if p.negative { -v } else { v })
+}
+
+/// An `i64` from an integral `N`.
+pub(crate) fn to_i64(text: &str) -> Result<i64, String> {
+    let v = to_unscaled(text, 38, 0).map_err(|_| format!("{text} is not an integer"))?;
+    i64::try_from(v).map_err(|_| format!("{text} does not fit a 64-bit integer"))
+}
+
+/// The nearest double of `text` (the `double` type is a measurement by declaration).
+pub(crate) fn to_f64(text: &str) -> Result<f64, String> {
+    parse(text)?;
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{text} is out of the range of a double"))
+    }
+}
+
+/// DynamoDB's canonical text of `unscaled × 10^-scale`: no exponent, no trailing fractional
+/// zeros, `-` only for non-zero values.
+pub(crate) fn format_unscaled(unscaled: i128, scale: i8) -> String {
+    let negative = unscaled < 0;
+    let mut digits = unscaled.unsigned_abs().to_string();
+    let scale = scale.max(0) as usize;
+    if digits.len() <= scale {
+        digits = format!("{}{digits}", "0".repeat(scale - digits.len() + 1));
+    }
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    let frac = frac.trim_end_matches('0');
+    let mut out = String::with_capacity(digits.len() + 2);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(int);
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// Like [`format_unscaled`] but also for negative scales (`5 × 10^3` → `5000`).
+pub(crate) fn format_unscaled_any(unscaled: i128, scale: i8) -> String {
+    if scale >= 0 {
+        format_unscaled(unscaled, scale)
+    } else if unscaled == 0 {
+        "0".to_string()
+    } else {
+        format!(
+            "{unscaled}{}",
+            "0".repeat(usize::from(scale.unsigned_abs()))
+        )
+    }
+}
+
+/// A DynamoDB `N` text for a double: plain digits when short, else scientific notation.
+pub(crate) fn format_f64(v: f64) -> Result<String, String> {
+    if !v.is_finite() {
+        return Err(format!("{v} cannot be stored in DynamoDB"));
+    }
+    let plain = format!("{v}");
+    if plain.len() <= 24 {
+        return Ok(plain);
+    }
+    Ok(format!("{v:e}").replace('e', "E"))
+}
+
+/// Whether two `N` texts denote the same number (`1.50` = `15E-1`).
+pub fn numbers_equal(a: &str, b: &str) -> bool {
+    matches!((parse(a), parse(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_forms() {
+        assert_eq!(to_unscaled("12.5", 10, 2).unwrap(), 1250);
+        assert_eq!(to_unscaled("-0.01", 10, 2).unwrap(), -1);
+        assert_eq!(to_unscaled("1E+3", 10, 0).unwrap(), 1000);
+        assert_eq!(to_unscaled("15E-1", 10, 1).unwrap(), 15);
+        assert_eq!(to_unscaled(".5", 3, 1).unwrap(), 5);
+        assert_eq!(to_unscaled("7.", 3, 0).unwrap(), 7);
+        assert_eq!(to_unscaled("-0", 3, 0).unwrap(), 0);
+        assert_eq!(to_unscaled("0.000", 3, 0).unwrap(), 0);
+        let max = "9".repeat(38);
+        assert_eq!(to_unscaled(&max, 38, 0).unwrap().to_string(), max);
+        assert_eq!(
+            to_unscaled(&format!("-{max}"), 38, 0).unwrap().to_string(),
+            format!("-{max}")
+        );
+    }
+
+    #[test]
+    fn refuses_rounding_and_overflow() {
+        assert!(
+            to_unscaled("1.005", 10, 2)
+                .unwrap_err()
+                .contains("fractional")
+        );
+        assert!(
+            to_unscaled("123456", 5, 0)
+                .unwrap_err()
+                .contains("does not fit")
+        );
+        assert!(to_unscaled("1E38", 38, 0).is_err());
+        assert!(to_unscaled("1E-10000", 38, 0).is_err());
+        assert!(to_unscaled("1E99999999999999999999", 38, 0).is_err());
+        for bad in [
+            "", "-", ".", "1e", "1e+", "abc", "1.2.3", "NaN", "inf", "0x10", " 1", "1_0",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(to_i64("9223372036854775808").is_err());
+        assert_eq!(to_i64("-9223372036854775808").unwrap(), i64::MIN);
+        assert!(to_f64("1E400").is_err());
+    }
+
+    #[test]
+    fn formats_canonically() {
+        assert_eq!(format_unscaled(1250, 2), "12.5");
+        assert_eq!(format_unscaled(-1, 2), "-0.01");
+        assert_eq!(format_unscaled(0, 2), "0");
+        assert_eq!(format_unscaled(15, 8), "0.00000015");
+        assert!(numbers_equal("1.5E-7", "0.00000015"));
+        assert!(numbers_equal("-0", "0"));
+        assert!(!numbers_equal("1", "10"));
+        assert_eq!(format_f64(0.1).unwrap(), "0.1");
+        assert_eq!(format_f64(1e300).unwrap(), "1E300");
+    }
+}

@@ -1,0 +1,56 @@
+//! The lake: where files go ([`layout`]), how they are written ([`writer`]) and read back
+//! ([`reader`]).
+//!
+//! Files are Spark-safe Parquet, ZSTD-compressed, with bounded row groups and key-value
+//! metadata naming the entity, schema version and fingerprints ([`FileMeta`]). Small outputs
+//! go up with one PutObject; large ones stream through [`LakeFileWriter`], which uploads each
+//! flushed row group as multipart parts so memory stays bounded by one row group plus one
+//! part, whatever the input size.
+
+pub mod layout;
+pub mod reader;
+pub mod writer;
+
+pub use layout::{Area, LakeLayout, day_of_micros, safe_segment};
+pub use reader::{parquet_reader, read_parquet};
+pub use writer::{
+    FileMeta, LakeFileWriter, ParquetOptions, UploadSummary, put_object, write_parquet,
+    writer_properties,
+};
+
+/// Failures writing or reading lake files.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// Parquet encoding or decoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Building a record batch failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// An S3 call failed after the SDK's retries.
+    #[error("S3 {operation} s3://{bucket}/{key} failed: {message}")]
+    S3 {
+        /// e.g. `UploadPart`.
+        operation: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The SDK error with its source chain.
+        message: String,
+    },
+    /// A setting cannot be used (e.g. a part size under S3's 5 MiB minimum).
+    #[error("invalid lake setting: {0}")]
+    Invalid(String),
+}
+
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

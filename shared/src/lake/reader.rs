@@ -1,0 +1,105 @@
+//! Reading Parquet back into record batches, including files Spark/Databricks writes.
+//!
+//! Spark still writes timestamps as the legacy INT96 by default. parquet-rs reads INT96 as
+//! `Timestamp(Nanosecond)`, which overflows for instants outside 1677–2262; here every INT96
+//! column is read as microseconds instead (Spark's own precision), so any date Spark can
+//! store comes back exactly.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::Type as PhysicalType;
+
+use super::LakeError;
+
+/// A batch reader over a Parquet file held in memory, INT96 read as µs UTC.
+pub fn parquet_reader(
+    bytes: Bytes,
+    batch_size: usize,
+) -> Result<ParquetRecordBatchReader, LakeError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
+    let int96: Vec<String> = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == PhysicalType::INT96)
+        .map(|c| c.path().string())
+        .collect();
+    let builder = if int96.is_empty() {
+        builder
+    } else {
+        let hinted = Schema::new_with_metadata(
+            hint_fields(builder.schema().fields(), "", &int96),
+            builder.schema().metadata().clone(),
+        );
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(hinted));
+        ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
+    };
+    Ok(builder.with_batch_size(batch_size.max(1)).build()?)
+}
+
+/// Reads a whole Parquet file held in memory.
+pub fn read_parquet(bytes: Bytes) -> Result<Vec<RecordBatch>, LakeError> {
+    parquet_reader(bytes, 8192)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(LakeError::from)
+}
+
+fn hint_fields(fields: &Fields, prefix: &str, int96: &[String]) -> Fields {
+    fields
+        .iter()
+        .map(|f| {
+            let path = if prefix.is_empty() {
+                f.name().clone()
+            } else {
+                format!("{prefix}.{}", f.name())
+            };
+            Arc::new(
+                Field::new(
+                    f.name(),
+                    hint_type(f.data_type(), &path, int96),
+                    f.is_nullable(),
+                )
+                .with_metadata(f.metadata().clone()),
+            )
+        })
+        .collect()
+}
+
+fn hint_type(dt: &DataType, path: &str, int96: &[String]) -> DataType {
+    match dt {
+        DataType::Timestamp(TimeUnit::Nanosecond, None) if int96.iter().any(|p| p == path) => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some(crate::codec::UTC.into()))
+        }
+        DataType::Struct(children) => DataType::Struct(hint_fields(children, path, int96)),
+        DataType::List(child) => {
+            // Parquet's LIST groups put the element under `<name>.list.<element>`.
+            let inner = hint_fields(
+                &Fields::from(vec![child.as_ref().clone()]),
+                &format!("{path}.list"),
+                int96,
+            );
+            DataType::List(inner[0].clone())
+        }
+        DataType::Map(entries, sorted) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return dt.clone();
+            };
+            let kv = hint_fields(kv, &format!("{path}.{}", entries.name()), int96);
+            DataType::Map(
+                Arc::new(Field::new(
+                    entries.name(),
+                    DataType::Struct(kv),
+                    entries.is_nullable(),
+                )),
+                *sorted,
+            )
+        }
+        other => other.clone(),
+    }
+}
