@@ -78,8 +78,20 @@ impl Resources {
                 self.names.lake_bucket.clone(),
             ),
             ("DYNABRIDGE_EVENT_BUS".into(), self.names.event_bus.clone()),
+            ("DYNABRIDGE_SCHEMA_PATH".into(), example_registry_path()),
         ]
     }
+}
+
+/// Absolute path of `schemas/example.json`, the registry the sample dataset conforms to.
+pub fn example_registry_path() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/example.json")
+        .canonicalize()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/example.json").to_string()
+        })
 }
 
 /// Creates everything (idempotent only on a fresh stack).

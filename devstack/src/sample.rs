@@ -1,15 +1,15 @@
-//! A realistic, deterministic sample dataset for the local runner and tests.
-//!
-//! A single-table design with three entities, two schema versions, a spread of ages and TTLs:
+//! A realistic, deterministic sample dataset for the local runner and tests, conforming to
+//! `schemas/example.json` (the registry the runner deploys).
 //!
 //! | entity | pk / sk | notable attributes |
 //! |---|---|---|
-//! | `Customer` | `CUSTOMER#<id>` / `PROFILE` | decimal `balance`, ISO `created_at`, `tags` (SS), `address` (M), `preferences` (M, dynamic keys); v2 renamed `name` → `full_name` |
-//! | `Order` | `CUSTOMER#<id>` / `ORDER#<n>` | decimal `total`, epoch-seconds `created_at`, `quantities` (NS), `lines` (L of M); v2 added `channel` |
-//! | `Session` | `SESSION#<id>` / `SESSION` | `ttl` (epoch seconds; some already past), `token` (B) |
+//! | `Customer` (v1, v2) | `CUSTOMER#<id>` / `PROFILE` | `entity_type`, ISO `created_at`, `tags` (SS), `prefs` (M, dynamic keys), `address` (M struct); v1 `name` + int `loyalty_points`, v2 `full_name` + `tier` + `birthday` (date) |
+//! | `Order` (v1, v2) | `ORDER#<id>` / `ORDER` | decimal `total`, epoch-ms `placed_at`, `lines` (L of M, stored as JSON); v1 `legacy_code`, v2 `currency`, `weights` (NS), `gift` |
+//! | `Session` (v1) | `SESSION#<id>` / `SESSION` | `ttl` (epoch seconds; a third already past), `token` (B) |
 //!
-//! Items carry `entity` and `schema_version` attributes. The generator is a seeded
-//! SplitMix64, so the same seed always gives the same items.
+//! Every tenth customer carries an attribute the registry does not name (`nickname`), which
+//! the lake keeps in `_extra`. The generator is a seeded SplitMix64: the same seed always
+//! gives the same items.
 
 use std::collections::HashMap;
 
@@ -92,140 +92,180 @@ const CITIES: &[&str] = &["Lisbon", "Berlin", "Osaka", "Nairobi", "Austin", "Mon
 const TAGS: &[&str] = &["vip", "newsletter", "b2b", "beta", "churn-risk"];
 const SKUS: &[&str] = &["SKU-APPLE", "SKU-PEAR", "SKU-KIWI", "SKU-MANGO", "SKU-FIG"];
 
+fn money(rng: &mut Rng, max_units: u64) -> String {
+    format!("{}.{:02}", rng.below(max_units), rng.below(100))
+}
+
+fn customer(rng: &mut Rng, id: &str, now: DateTime<Utc>, index: usize) -> Item {
+    let created =
+        now - Duration::days(rng.below(720) as i64) - Duration::seconds(rng.below(86_400) as i64);
+    let version = if index.is_multiple_of(3) { 1 } else { 2 };
+    let name = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
+    let mut item: Item = HashMap::new();
+    item.insert("pk".into(), s(format!("CUSTOMER#{id}")));
+    item.insert("sk".into(), s("PROFILE"));
+    item.insert("entity_type".into(), s("Customer"));
+    item.insert("schema_version".into(), n(version));
+    item.insert("email".into(), s(format!("customer{id}@example.com")));
+    item.insert(
+        "created_at".into(),
+        s(created.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    );
+    let mut tags: Vec<String> = (0..1 + rng.below(3))
+        .map(|_| rng.pick(TAGS).to_string())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    item.insert("tags".into(), AttributeValue::Ss(tags));
+    item.insert(
+        "prefs".into(),
+        AttributeValue::M(HashMap::from([
+            ("lang".to_string(), s(*rng.pick(&["en", "pt", "de", "ja"]))),
+            ("theme".to_string(), s(*rng.pick(&["dark", "light"]))),
+        ])),
+    );
+    item.insert(
+        "address".into(),
+        AttributeValue::M(HashMap::from([
+            (
+                "street".to_string(),
+                s(format!("{} Main St", 1 + rng.below(999))),
+            ),
+            ("city".to_string(), s(*rng.pick(CITIES))),
+            ("zip".to_string(), s(format!("{:05}", rng.below(99_999)))),
+        ])),
+    );
+    if version == 1 {
+        item.insert("name".into(), s(name));
+        item.insert("loyalty_points".into(), n(rng.below(50_000)));
+    } else {
+        item.insert("full_name".into(), s(name));
+        item.insert("tier".into(), s(*rng.pick(&["basic", "silver", "gold"])));
+        item.insert("loyalty_points".into(), n(rng.below(5_000_000)));
+        let birthday = chrono::NaiveDate::from_ymd_opt(
+            1950 + rng.below(55) as i32,
+            1 + rng.below(12) as u32,
+            1 + rng.below(28) as u32,
+        );
+        if let Some(b) = birthday {
+            item.insert("birthday".into(), s(b.format("%Y-%m-%d").to_string()));
+        }
+    }
+    if index.is_multiple_of(10) {
+        item.insert("nickname".into(), s(format!("nick-{id}")));
+    }
+    item
+}
+
+fn order(rng: &mut Rng, id: &str, customer_id: &str, now: DateTime<Utc>, version: u32) -> Item {
+    let placed = now
+        - Duration::days(rng.below(720) as i64)
+        - Duration::milliseconds(rng.below(86_400_000) as i64);
+    let lines: Vec<AttributeValue> = (0..1 + rng.below(3))
+        .map(|_| {
+            AttributeValue::M(HashMap::from([
+                ("sku".to_string(), s(*rng.pick(SKUS))),
+                ("qty".to_string(), n(1 + rng.below(5))),
+                ("unit_price".to_string(), n(money(rng, 200))),
+            ]))
+        })
+        .collect();
+    let mut item: Item = HashMap::new();
+    item.insert("pk".into(), s(format!("ORDER#{id}")));
+    item.insert("sk".into(), s("ORDER"));
+    item.insert("schema_version".into(), n(version));
+    item.insert("customer_id".into(), s(customer_id));
+    item.insert("total".into(), n(money(rng, 5_000)));
+    item.insert("placed_at".into(), n(placed.timestamp_millis()));
+    item.insert("lines".into(), AttributeValue::L(lines));
+    item.insert(
+        "status".into(),
+        s(*rng.pick(&["PLACED", "SHIPPED", "DELIVERED", "CANCELLED"])),
+    );
+    if version == 1 {
+        item.insert("legacy_code".into(), s(format!("L{}", rng.below(1000))));
+    } else {
+        item.insert("currency".into(), s(*rng.pick(&["EUR", "USD", "JPY"])));
+        let mut weights: Vec<String> = (0..1 + rng.below(3))
+            .map(|i| format!("{}.{:03}", i + 1 + rng.below(9), rng.below(1000)))
+            .collect();
+        weights.sort();
+        weights.dedup();
+        item.insert("weights".into(), AttributeValue::Ns(weights));
+        item.insert("gift".into(), AttributeValue::Bool(rng.below(5) == 0));
+    }
+    item
+}
+
+fn session(rng: &mut Rng, id: &str, customers: usize, now: DateTime<Utc>, expired: bool) -> Item {
+    let created = now - Duration::hours(rng.below(96) as i64);
+    let ttl = if expired {
+        now - Duration::hours(1 + rng.below(48) as i64)
+    } else {
+        now + Duration::days(1 + rng.below(30) as i64)
+    };
+    let token: Vec<u8> = (0..16).map(|_| rng.below(256) as u8).collect();
+    let mut item: Item = HashMap::new();
+    item.insert("pk".into(), s(format!("SESSION#{id}")));
+    item.insert("sk".into(), s("SESSION"));
+    item.insert("schema_version".into(), n(1));
+    item.insert(
+        "customer_id".into(),
+        s(format!(
+            "CUSTOMER#{:05}",
+            1 + rng.below(customers.max(1) as u64)
+        )),
+    );
+    item.insert(
+        "created_at".into(),
+        s(created.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    item.insert("ttl".into(), n(ttl.timestamp()));
+    item.insert("token".into(), AttributeValue::B(token.into()));
+    item
+}
+
 /// Generates the dataset.
 pub fn generate(spec: &SampleSpec) -> Vec<Item> {
     let mut rng = Rng::new(spec.seed);
     let mut items = Vec::new();
+    let mut order_no = 0usize;
     for c in 0..spec.customers {
         let id = format!("{:05}", c + 1);
-        let age_days = rng.below(720) as i64;
-        let created =
-            spec.now - Duration::days(age_days) - Duration::seconds(rng.below(86_400) as i64);
-        let version = if c.is_multiple_of(3) { 1 } else { 2 };
-        let name = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
-        let mut item: Item = HashMap::new();
-        item.insert("pk".into(), s(format!("CUSTOMER#{id}")));
-        item.insert("sk".into(), s("PROFILE"));
-        item.insert("entity".into(), s("Customer"));
-        item.insert("schema_version".into(), n(version));
-        item.insert(
-            if version == 1 { "name" } else { "full_name" }.into(),
-            s(name),
-        );
-        item.insert("email".into(), s(format!("customer{id}@example.com")));
-        item.insert(
-            "balance".into(),
-            n(format!("{}.{:02}", rng.below(100_000), rng.below(100))),
-        );
-        item.insert(
-            "created_at".into(),
-            s(created.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        let mut tags: Vec<String> = (0..1 + rng.below(3))
-            .map(|_| rng.pick(TAGS).to_string())
-            .collect();
-        tags.sort();
-        tags.dedup();
-        item.insert("tags".into(), AttributeValue::Ss(tags));
-        item.insert(
-            "address".into(),
-            AttributeValue::M(HashMap::from([
-                (
-                    "street".to_string(),
-                    s(format!("{} Main St", 1 + rng.below(999))),
-                ),
-                ("city".to_string(), s(*rng.pick(CITIES))),
-                ("zip".to_string(), s(format!("{:05}", rng.below(99_999)))),
-            ])),
-        );
-        item.insert(
-            "preferences".into(),
-            AttributeValue::M(HashMap::from([
-                ("lang".to_string(), s(*rng.pick(&["en", "pt", "de", "ja"]))),
-                ("theme".to_string(), s(*rng.pick(&["dark", "light"]))),
-            ])),
-        );
-        item.insert("active".into(), AttributeValue::Bool(rng.below(10) > 1));
-        items.push(item);
-
-        for o in 0..rng.below(5) {
-            let order_created = created + Duration::days(rng.below(age_days.max(1) as u64) as i64);
-            let over_version = if (c + o as usize).is_multiple_of(4) {
-                1
-            } else {
-                2
-            };
-            let lines: Vec<AttributeValue> = (0..1 + rng.below(3))
-                .map(|_| {
-                    AttributeValue::M(HashMap::from([
-                        ("sku".to_string(), s(*rng.pick(SKUS))),
-                        ("qty".to_string(), n(1 + rng.below(5))),
-                        (
-                            "unit_price".to_string(),
-                            n(format!("{}.{:02}", 1 + rng.below(200), rng.below(100))),
-                        ),
-                    ]))
-                })
-                .collect();
-            let mut qty: Vec<String> = (0..1 + rng.below(3))
-                .map(|i| (i + 1 + rng.below(9)).to_string())
-                .collect();
-            qty.sort();
-            qty.dedup();
-            let mut order: Item = HashMap::new();
-            order.insert("pk".into(), s(format!("CUSTOMER#{id}")));
-            order.insert("sk".into(), s(format!("ORDER#{:04}", o + 1)));
-            order.insert("entity".into(), s("Order"));
-            order.insert("schema_version".into(), n(over_version));
-            order.insert(
-                "total".into(),
-                n(format!("{}.{:02}", rng.below(5_000), rng.below(100))),
-            );
-            order.insert("currency".into(), s(*rng.pick(&["EUR", "USD", "JPY"])));
-            order.insert(
-                "status".into(),
-                s(*rng.pick(&["PLACED", "SHIPPED", "DELIVERED", "CANCELLED"])),
-            );
-            order.insert("created_at".into(), n(order_created.timestamp()));
-            order.insert("quantities".into(), AttributeValue::Ns(qty));
-            order.insert("lines".into(), AttributeValue::L(lines));
-            if over_version == 2 {
-                order.insert("channel".into(), s(*rng.pick(&["web", "app", "store"])));
-            }
-            items.push(order);
+        items.push(customer(&mut rng, &id, spec.now, c));
+        for _ in 0..rng.below(5) {
+            order_no += 1;
+            let version = if order_no.is_multiple_of(4) { 1 } else { 2 };
+            let oid = format!("{order_no:06}");
+            items.push(order(
+                &mut rng,
+                &oid,
+                &format!("CUSTOMER#{id}"),
+                spec.now,
+                version,
+            ));
         }
     }
     for i in 0..spec.sessions {
         let id = format!("{:06}", i + 1);
-        let created = spec.now - Duration::hours(rng.below(96) as i64);
-        // A third already expired (TTL in the past), the rest expire later.
-        let ttl = if i.is_multiple_of(3) {
-            spec.now - Duration::hours(1 + rng.below(48) as i64)
-        } else {
-            spec.now + Duration::days(1 + rng.below(30) as i64)
-        };
-        let token: Vec<u8> = (0..16).map(|_| rng.below(256) as u8).collect();
-        let mut item: Item = HashMap::new();
-        item.insert("pk".into(), s(format!("SESSION#{id}")));
-        item.insert("sk".into(), s("SESSION"));
-        item.insert("entity".into(), s("Session"));
-        item.insert("schema_version".into(), n(1));
-        item.insert(
-            "customer".into(),
-            s(format!(
-                "CUSTOMER#{:05}",
-                1 + rng.below(spec.customers.max(1) as u64)
-            )),
-        );
-        item.insert(
-            "created_at".into(),
-            s(created.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        );
-        item.insert("ttl".into(), n(ttl.timestamp()));
-        item.insert("token".into(), AttributeValue::B(token.into()));
-        items.push(item);
+        items.push(session(
+            &mut rng,
+            &id,
+            spec.customers,
+            spec.now,
+            i.is_multiple_of(3),
+        ));
     }
     items
+}
+
+/// The entity of a sample item (by key prefix / `entity_type`, as the registry selects it).
+pub fn entity_of(item: &Item) -> &'static str {
+    match item.get("pk") {
+        Some(AttributeValue::S(pk)) if pk.starts_with("ORDER#") => "Order",
+        Some(AttributeValue::S(pk)) if pk.starts_with("SESSION#") => "Session",
+        _ => "Customer",
+    }
 }
 
 /// Writes items with BatchWriteItem (25 per call), retrying unprocessed items.
@@ -275,7 +315,7 @@ mod tests {
         let a = generate(&spec);
         let b = generate(&spec);
         assert_eq!(a, b);
-        let count = |e: &str| a.iter().filter(|i| i.get("entity") == Some(&s(e))).count();
+        let count = |e: &str| a.iter().filter(|i| entity_of(i) == e).count();
         assert_eq!(count("Customer"), 40);
         assert_eq!(count("Session"), 20);
         assert!(count("Order") > 20);

@@ -3,14 +3,15 @@
 //! clients (built once and reused by every invocation of this execution environment).
 
 use crate::clients::AwsClients;
-use crate::config::{CommonConfig, ConfigError, Env};
+use crate::config::{CommonConfig, Env};
 use crate::error::DynabridgeError;
 use crate::telemetry;
 
 /// A function's configuration, read once at cold start.
 pub trait FunctionConfig: Sized {
-    /// Reads and validates the configuration.
-    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+    /// Reads and validates the configuration (settings, and files they name such as the
+    /// schema registry).
+    fn from_env(env: &Env) -> Result<Self, DynabridgeError>;
 
     /// The settings shared by all functions.
     fn common(&self) -> &CommonConfig;

@@ -96,7 +96,7 @@ async fn main() -> Result<()> {
     sample::load(&stack.dynamodb(), &resources.names.table, &items).await?;
     let mut by_entity: BTreeMap<String, (usize, BTreeMap<String, usize>)> = BTreeMap::new();
     for item in &items {
-        let entity = attr_string(item, "entity");
+        let entity = sample::entity_of(item).to_string();
         let version = attr_string(item, "schema_version");
         let e = by_entity.entry(entity).or_default();
         e.0 += 1;

@@ -1,7 +1,8 @@
 //! `ttl-cleanup` configuration, read once at cold start (see the README's configuration table).
 
+use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::boot::FunctionConfig;
-use dynabridge_shared::config::{CommonConfig, ConfigError, Env};
+use dynabridge_shared::config::{CommonConfig, Env};
 
 /// Settings of `ttl-cleanup`.
 #[derive(Debug, Clone)]
@@ -11,7 +12,7 @@ pub struct Config {
 }
 
 impl FunctionConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env) -> Result<Self, DynabridgeError> {
         Ok(Config {
             common: CommonConfig::from_env(env)?,
         })
