@@ -312,6 +312,105 @@ async fn put_events_partial_failure_delivers_only_the_successful_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_shapes_of_eventbridge_sqs_and_streams_are_recognised() {
+    let stack = LocalStack::start(StackOptions::default()).expect("stack with moto");
+    let res = provision::provision(&stack, ResourceNames::default())
+        .await
+        .expect("provision");
+    let plan = FaultPlan::new(9)
+        .on(Service::EventBridge, "PutEvents", Fault::Throttle, 1.0)
+        .on(Service::Sqs, "SendMessage", Fault::Throttle, 1.0)
+        .on(
+            Service::DynamoDbStreams,
+            "DescribeStream",
+            Fault::Throttle,
+            1.0,
+        )
+        .on(Service::EventBridge, "ListRules", Fault::InternalError, 1.0);
+    let faulty = FaultyEndpoints::start(&stack, plan)
+        .unwrap()
+        .with_retry_config(RetryConfig::disabled());
+
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(&res.names.event_bus)
+        .source("dynabridge.faults")
+        .detail_type("Item Inserted")
+        .detail("{}")
+        .build();
+    let eb = faulty.eventbridge().unwrap();
+    let err = eb.put_events().entries(entry).send().await.unwrap_err();
+    assert_eq!(
+        aws_sdk_eventbridge::error::ProvideErrorMetadata::code(&err),
+        Some("ThrottlingException")
+    );
+    let err = eb.list_rules().send().await.unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_internal_exception()),
+        "{err:?}"
+    );
+    // Other operations of the same service pass.
+    eb.list_event_buses().send().await.expect("ListEventBuses");
+
+    let sqs = faulty.sqs().unwrap();
+    let queue = res.events_queue_url.clone().unwrap();
+    let err = sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_request_throttled()),
+        "{err:?}"
+    );
+    sqs.get_queue_attributes()
+        .queue_url(&queue)
+        .send()
+        .await
+        .expect("GetQueueAttributes passes");
+
+    let err = faulty
+        .dynamodb_streams()
+        .describe_stream()
+        .stream_arn(&res.stream_arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_dynamodbstreams::error::ProvideErrorMetadata::code(&err),
+        Some("ThrottlingException")
+    );
+    // The DynamoDB API on the same endpoint is not affected by a Streams rule.
+    faulty
+        .dynamodb()
+        .describe_table()
+        .table_name(&res.names.table)
+        .send()
+        .await
+        .expect("DescribeTable");
+
+    let stats = faulty.stats();
+    for (service, op, kind) in [
+        (Service::EventBridge, "PutEvents", FaultKind::Throttle),
+        (Service::EventBridge, "ListRules", FaultKind::InternalError),
+        (Service::Sqs, "SendMessage", FaultKind::Throttle),
+        (
+            Service::DynamoDbStreams,
+            "DescribeStream",
+            FaultKind::Throttle,
+        ),
+    ] {
+        assert_eq!(stats.injected(service, op, kind), 1, "{service}/{op}");
+        assert_eq!(stats.forwarded(service, op), 0, "{service}/{op}");
+    }
+    assert_eq!(stats.total_injected(), 4);
+    assert_eq!(faulty.journal().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_errors_are_recognised_and_clean_traffic_passes_signed() {
     use aws_sdk_s3::primitives::ByteStream;
     let stack = stack_without_moto();

@@ -42,6 +42,13 @@ impl FaultyEndpoints {
         })
     }
 
+    /// Makes the clients built here use `retry` (e.g. `RetryConfig::disabled()` to see each
+    /// injected fault as the SDK reports it, or fast standard retries).
+    pub fn with_retry_config(mut self, retry: aws_config::retry::RetryConfig) -> Self {
+        self.sdk_config = self.sdk_config.into_builder().retry_config(retry).build();
+        self
+    }
+
     /// Replaces the plan on every proxy (e.g. [`FaultPlan::none`] after a scenario).
     pub fn set_plan(&self, plan: FaultPlan) -> Result<()> {
         self.dynamodb.set_plan(plan.clone())?;
@@ -119,7 +126,8 @@ impl FaultyEndpoints {
         self.sdk_config.clone()
     }
 
-    /// A DynamoDB client through the proxy (the SDK's default retries).
+    /// A DynamoDB client through the proxy (the SDK's default retries unless
+    /// [`with_retry_config`](Self::with_retry_config) said otherwise).
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk_config)
             .endpoint_url(self.dynamodb.endpoint())
