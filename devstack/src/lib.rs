@@ -13,11 +13,14 @@
 //!   event source mapping (batching, partial batch failures, bisection, retries, record age,
 //!   filter criteria, on-failure destination), EventBridge schedules and S3 "Object Created"
 //!   events.
+//! - [`faults`]: fault-injecting proxies in front of the stack's endpoints (throttling, 5xx,
+//!   connection resets, latency, partial batch results), seeded and deterministic.
 //! - [`provision`]: creates the resources `template.yaml` declares, on the local stack.
 //! - [`sample`]: a realistic, deterministic sample dataset.
 //!
 //! The tests crate and the local runner (`dynabridge-local`) are both built on this crate.
 
+pub mod faults;
 pub mod harness;
 pub mod provision;
 pub mod sample;
