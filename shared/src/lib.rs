@@ -26,6 +26,10 @@
 //!   and timestamps, with per-row errors callers quarantine.
 //! - [`lake`]: deterministic object keys, Spark-safe Parquet writing (in memory or streamed
 //!   to S3 as multipart) and reading (including Spark's INT96 timestamps).
+//! - [`stream`]: DynamoDB Streams batches decoded into change records (TTL deletions as
+//!   EXPIRE, poison records kept with a reason), ordered batch responses, and the range sink
+//!   that writes a checkpointed range to the lake exactly once.
+//! - [`metrics`]: CloudWatch metrics as EMF log lines.
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
@@ -41,8 +45,10 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod lake;
+pub mod metrics;
 pub mod retry;
 pub mod schema;
+pub mod stream;
 pub mod telemetry;
 pub mod writer;
 

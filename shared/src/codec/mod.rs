@@ -37,6 +37,7 @@ pub mod decode;
 pub mod encode;
 pub mod number;
 pub mod route;
+pub mod size;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub use decode::{BatchDecoder, DecodedRow};
 pub use encode::{BatchEncoder, Op, RowMeta, stream_seq};
 pub use number::numbers_equal;
 pub use route::EntityEncoders;
+pub use size::{item_size, sdk_item_size};
 
 /// The Arrow time zone of every timestamp column.
 pub const UTC: &str = "UTC";

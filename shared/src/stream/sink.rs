@@ -1,0 +1,332 @@
+//! Writes one checkpointed range of stream records to the lake.
+//!
+//! Used by stream-fanout (`cdc/`, every operation) and ttl-cleanup (`expired/`, TTL
+//! deletions). For a range — the records [`crate::checkpoint::Checkpoints::begin`] says are
+//! not yet durable — it writes:
+//!
+//! - one Parquet file per entity, at a key that is a pure function of the area, entity, day,
+//!   shard and the range's first/last sequence numbers, holding exactly the range's records
+//!   of that entity in stream order (so a retry rewrites the same bytes to the same key);
+//! - one quarantine file (JSON lines: reason, kind, attribute, sequence number, the raw
+//!   record) for the records that could not be decoded or failed the schema, so a poison
+//!   record never blocks the shard and is never silently dropped.
+//!
+//! [`RangeSink::output_keys`] names those keys up front (the checkpoint records them before
+//! anything is written) and [`RangeSink::write`] writes them; both derive the keys from the
+//! same [`RangeLayout`], so they always agree. Empty files are not written.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+
+use crate::codec::{EntityEncoders, Op, RowMeta, stream_seq};
+use crate::error::DynabridgeError;
+use crate::lake::layout::{Area, LakeLayout, day_of_micros};
+use crate::lake::writer::{FileMeta, ParquetOptions, put_object, write_parquet, writer_properties};
+use crate::schema::Registry;
+use crate::stream::BatchRecord;
+
+/// Where a range goes.
+#[derive(Debug, Clone)]
+pub struct RangeSink {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    layout: LakeLayout,
+    area: Area,
+    source: String,
+    registry: Arc<Registry>,
+    options: ParquetOptions,
+}
+
+/// The keys of one range, derived from its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeLayout {
+    /// The `dt` partition: the UTC day of the range's first record.
+    pub day: NaiveDate,
+    /// Entities whose records the range holds (by the registry's selector).
+    pub entities: BTreeSet<String>,
+}
+
+/// A file written for a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// The entity.
+    pub entity: String,
+    /// The object key.
+    pub key: String,
+    /// Rows in it.
+    pub rows: usize,
+}
+
+/// A record sent to quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Index of the record in the slice given to [`RangeSink::write`].
+    pub index: usize,
+    /// Its sequence number.
+    pub sequence_number: String,
+    /// Reason class (`MalformedRecord`, `ImageTooLarge`, `NoEntity`, `WrongType`, ...).
+    pub kind: String,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// What [`RangeSink::write`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// Parquet files written.
+    pub files: Vec<WrittenFile>,
+    /// Records quarantined.
+    pub quarantined: Vec<Quarantined>,
+    /// The quarantine object, when something was quarantined.
+    pub quarantine_key: Option<String>,
+    /// For each record of the slice: its entity when it was written to a file.
+    pub entity_of: Vec<Option<String>>,
+}
+
+impl SinkReport {
+    /// The key of the file holding `entity`'s rows, if one was written.
+    pub fn file_of(&self, entity: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.entity == entity)
+            .map(|f| f.key.as_str())
+    }
+}
+
+impl RangeSink {
+    /// A sink writing `area` files to `bucket` under `layout`; quarantine objects are filed
+    /// under `source` (the function name).
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        bucket: &str,
+        layout: LakeLayout,
+        area: Area,
+        source: &str,
+        registry: Arc<Registry>,
+    ) -> Self {
+        RangeSink {
+            s3,
+            bucket: bucket.to_string(),
+            layout,
+            area,
+            source: source.to_string(),
+            registry,
+            options: ParquetOptions::default(),
+        }
+    }
+
+    /// The lake layout.
+    pub fn layout(&self) -> &LakeLayout {
+        &self.layout
+    }
+
+    /// The day and entities of a range.
+    pub fn range_layout(&self, records: &[&BatchRecord]) -> RangeLayout {
+        let first_micros = records
+            .first()
+            .and_then(|r| r.raw.pointer("/dynamodb/ApproximateCreationDateTime"))
+            .and_then(Value::as_f64)
+            .map(|secs| (secs * 1_000_000.0).round() as i64)
+            .unwrap_or(0);
+        let day = day_of_micros(first_micros).unwrap_or_default();
+        let entities = records
+            .iter()
+            .filter_map(|r| r.change.as_ref().ok())
+            .filter_map(|c| {
+                let item = c.image().unwrap_or(&c.keys);
+                self.registry
+                    .select(item)
+                    .ok()
+                    .map(|e| e.name().to_string())
+            })
+            .collect();
+        RangeLayout { day, entities }
+    }
+
+    fn file_key(
+        &self,
+        entity: &str,
+        day: NaiveDate,
+        shard: &str,
+        first: &str,
+        last: &str,
+    ) -> String {
+        match self.area {
+            Area::Expired => self.layout.expired_key(entity, day, shard, first, last),
+            _ => self.layout.cdc_key(entity, day, shard, first, last),
+        }
+    }
+
+    fn quarantine_key(&self, day: NaiveDate, shard: &str, first: &str, last: &str) -> String {
+        let name = format!("{}-{shard}-{first}-{last}.jsonl", self.area.as_str());
+        self.layout.quarantine_key(&self.source, day, &name)
+    }
+
+    /// Every key writing this range may produce (for the checkpoint's pending range).
+    pub fn output_keys(
+        &self,
+        records: &[&BatchRecord],
+        shard: &str,
+        first: &str,
+        last: &str,
+    ) -> Vec<String> {
+        let layout = self.range_layout(records);
+        let mut keys: Vec<String> = layout
+            .entities
+            .iter()
+            .map(|e| self.file_key(e, layout.day, shard, first, last))
+            .collect();
+        keys.push(self.quarantine_key(layout.day, shard, first, last));
+        keys
+    }
+
+    /// Encodes and writes the range; see the module docs. `first`/`last` are the range's
+    /// sequence numbers as the checkpoint names them.
+    pub async fn write(
+        &self,
+        records: &[&BatchRecord],
+        shard: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<SinkReport, DynabridgeError> {
+        let layout = self.range_layout(records);
+        let mut encoders = EntityEncoders::new(&self.registry);
+        let mut report = SinkReport {
+            entity_of: vec![None; records.len()],
+            ..Default::default()
+        };
+        let mut quarantine_lines = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let outcome =
+                match &record.change {
+                    Err(p) => Err((p.kind.clone(), p.reason.clone(), None)),
+                    Ok(change) => {
+                        let seq = stream_seq(&change.sequence_number);
+                        let meta = RowMeta {
+                            op: change.op,
+                            seq: &seq,
+                            event_time_micros: change.event_time_micros,
+                        };
+                        match change.image() {
+                            Some(image) => encoders
+                                .append(image, &meta)
+                                .map(str::to_string)
+                                .map_err(|e| {
+                                    (
+                                        e.kind().to_string(),
+                                        e.to_string(),
+                                        e.attribute().map(str::to_string),
+                                    )
+                                }),
+                            // KEYS_ONLY / NEW_IMAGE streams: a keys-only row for deletions.
+                            None => keys_only(&self.registry, &mut encoders, &change.keys, &meta),
+                        }
+                    }
+                };
+            match outcome {
+                Ok(entity) => report.entity_of[index] = Some(entity),
+                Err((kind, reason, attribute)) => {
+                    let seq = record.sequence_number().to_string();
+                    quarantine_lines.push(json!({
+                        "source": self.source,
+                        "area": self.area.as_str(),
+                        "shard": shard,
+                        "sequenceNumber": seq,
+                        "kind": kind,
+                        "reason": reason,
+                        "attribute": attribute,
+                        "record": record.raw,
+                    }));
+                    report.quarantined.push(Quarantined {
+                        index,
+                        sequence_number: seq,
+                        kind,
+                        reason,
+                    });
+                }
+            }
+        }
+        let batches = encoders
+            .finish()
+            .map_err(|e| DynabridgeError::Other(format!("encoding the range: {e}")))?;
+        for (entity_name, batch) in batches {
+            let entity = self.registry.entity(&entity_name)?;
+            let props =
+                writer_properties(&self.options, &FileMeta::for_entity(&self.registry, entity))?;
+            let bytes = write_parquet(&batch.schema(), &[batch.clone()], props)?;
+            let key = self.file_key(&entity_name, layout.day, shard, first, last);
+            put_object(&self.s3, &self.bucket, &key, bytes).await?;
+            report.files.push(WrittenFile {
+                entity: entity_name,
+                key,
+                rows: batch.num_rows(),
+            });
+        }
+        if !quarantine_lines.is_empty() {
+            let key = self.quarantine_key(layout.day, shard, first, last);
+            let mut body = String::new();
+            for line in &quarantine_lines {
+                body.push_str(&line.to_string());
+                body.push('\n');
+            }
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type("application/x-ndjson")
+                .body(body.into_bytes().into())
+                .send()
+                .await
+                .map_err(|e| DynabridgeError::aws("S3", "PutObject", e))?;
+            report.quarantine_key = Some(key);
+        }
+        Ok(report)
+    }
+
+    /// Deletes objects a crashed attempt wrote that this attempt does not produce.
+    pub async fn delete(&self, keys: &[String]) -> Result<(), DynabridgeError> {
+        for key in keys {
+            self.s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| DynabridgeError::aws("S3", "DeleteObject", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn keys_only(
+    registry: &Registry,
+    encoders: &mut EntityEncoders,
+    keys: &crate::schema::Attributes,
+    meta: &RowMeta<'_>,
+) -> Result<String, (String, String, Option<String>)> {
+    let as_err = |kind: &str, reason: String| (kind.to_string(), reason, None);
+    if !matches!(meta.op, Op::Remove | Op::Expire) {
+        return Err(as_err(
+            "MissingImage",
+            format!("{} record without a new image", meta.op),
+        ));
+    }
+    let entity = registry
+        .select(keys)
+        .map_err(|e| {
+            (
+                e.kind().to_string(),
+                e.to_string(),
+                e.attribute().map(str::to_string),
+            )
+        })?
+        .name()
+        .to_string();
+    encoders
+        .append_keys(&entity, keys, meta)
+        .map_err(|e| as_err("InvalidKeys", e.to_string()))?;
+    Ok(entity)
+}
