@@ -9,6 +9,8 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::plan::HoldBack;
+#[cfg(test)]
 use super::plan::SplitMix64;
 
 /// A `BatchWriteItem` request split in two.
@@ -24,7 +26,7 @@ pub(crate) struct SplitWrite {
 
 /// Splits a `BatchWriteItem` body; `None` when it is not a non-empty, well-formed batch (the
 /// request is then forwarded unchanged and the upstream's validation answers).
-pub(crate) fn split_batch_write(body: &[u8], rng: &mut SplitMix64) -> Option<SplitWrite> {
+pub(crate) fn split_batch_write(body: &[u8], hold: &mut HoldBack<'_>) -> Option<SplitWrite> {
     let mut req: Value = serde_json::from_slice(body).ok()?;
     let items = req.get_mut("RequestItems")?.as_object_mut()?;
     let total: usize = items
@@ -34,7 +36,8 @@ pub(crate) fn split_batch_write(body: &[u8], rng: &mut SplitMix64) -> Option<Spl
     if total == 0 || items.values().any(|v| !v.is_array()) {
         return None;
     }
-    let mut hold = rng.hold_back(total).into_iter();
+    let all: Vec<&Value> = items.values().filter_map(Value::as_array).flatten().collect();
+    let mut hold = hold.choose(&all)?.into_iter();
     let mut held = Map::new();
     let mut held_count = 0;
     for (table, writes) in items.iter_mut() {
@@ -102,13 +105,13 @@ pub(crate) struct SplitEvents {
 }
 
 /// Splits a `PutEvents` body; `None` when it has no entries or is malformed.
-pub(crate) fn split_put_events(body: &[u8], rng: &mut SplitMix64) -> Option<SplitEvents> {
+pub(crate) fn split_put_events(body: &[u8], hold: &mut HoldBack<'_>) -> Option<SplitEvents> {
     let mut req: Value = serde_json::from_slice(body).ok()?;
     let entries = req.get_mut("Entries")?.as_array_mut()?;
     if entries.is_empty() {
         return None;
     }
-    let held = rng.hold_back(entries.len());
+    let held = hold.choose(&entries.iter().collect::<Vec<_>>())?;
     let mut flags = held.iter();
     entries.retain(|_| !flags.next().copied().unwrap_or(false));
     let forward = if entries.is_empty() {
@@ -169,7 +172,7 @@ mod tests {
             "ReturnConsumedCapacity": "TOTAL"
         });
         let mut rng = SplitMix64::new(11);
-        let split = split_batch_write(&serde_json::to_vec(&body).unwrap(), &mut rng).unwrap();
+        let split = split_batch_write(&serde_json::to_vec(&body).unwrap(), &mut HoldBack::Random(&mut rng)).unwrap();
         let fwd: Value = serde_json::from_slice(split.forward.as_ref().unwrap()).unwrap();
         assert_eq!(fwd["ReturnConsumedCapacity"], "TOTAL");
         let fwd_count: usize = fwd["RequestItems"]
@@ -208,10 +211,26 @@ mod tests {
     fn everything_held_back_needs_no_upstream() {
         let mut rng = SplitMix64::new(0);
         let body = br#"{"Entries":[{"Source":"s","DetailType":"d","Detail":"{}"}]}"#;
-        let split = split_put_events(body, &mut rng).unwrap();
+        let split = split_put_events(body, &mut HoldBack::Random(&mut rng)).unwrap();
         assert!(split.forward.is_none());
         let merged: Value =
             serde_json::from_slice(&merge_put_events(None, &split.held).unwrap()).unwrap();
         assert_eq!(merged["FailedEntryCount"], 1);
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    #[test]
+    fn entries_containing_the_marker_are_held_back_and_only_them() {
+        let body = serde_json::to_vec(&json!({"Entries": [
+            {"Detail": "{\"seq\":\"1\"}"}, {"Detail": "{\"seq\":\"2\",\"x\":\"poison\"}"}, {"Detail": "{\"seq\":\"3\"}"}
+        ]}))
+        .unwrap();
+        let split = split_put_events(&body, &mut HoldBack::Containing("poison")).unwrap();
+        assert_eq!(split.held, [false, true, false]);
+        assert!(split_put_events(&body, &mut HoldBack::Containing("absent")).is_none());
     }
 }

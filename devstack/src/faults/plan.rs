@@ -104,9 +104,18 @@ pub enum Fault {
     /// (`InternalFailure`) at their positions, with `FailedEntryCount`. Only matches those
     /// two operations.
     PartialBatch,
+    /// Like [`Fault::PartialBatch`], but the held-back entries are exactly those whose JSON
+    /// contains this text (a persistent, targeted per-entry failure: "record k always
+    /// fails"). A batch with no such entry is forwarded untouched.
+    FailEntriesContaining(String),
 }
 
 impl Fault {
+    /// Whether the fault is a partial result (applies to batch operations only).
+    pub fn is_partial(&self) -> bool {
+        matches!(self, Fault::PartialBatch | Fault::FailEntriesContaining(_))
+    }
+
     /// The fault's kind (what the statistics count).
     pub fn kind(&self) -> FaultKind {
         match self {
@@ -117,7 +126,7 @@ impl Fault {
             Fault::ConnectionReset => FaultKind::ConnectionReset,
             Fault::ResetAfterForward => FaultKind::ResetAfterForward,
             Fault::Latency(_) => FaultKind::Latency,
-            Fault::PartialBatch => FaultKind::PartialBatch,
+            Fault::PartialBatch | Fault::FailEntriesContaining(_) => FaultKind::PartialBatch,
         }
     }
 }
@@ -231,7 +240,7 @@ impl FaultRule {
     pub fn matches(&self, op: &Operation) -> bool {
         self.service.is_none_or(|s| s == op.service)
             && self.operation.as_deref().is_none_or(|n| n == op.name)
-            && (self.fault != Fault::PartialBatch || op.supports_partial())
+            && (!self.fault.is_partial() || op.supports_partial())
     }
 }
 
@@ -332,6 +341,30 @@ pub(crate) struct Decision {
     pub partial: bool,
     /// Chooses the held-back entries of a partial batch.
     pub selector: SplitMix64,
+    /// Set by [`Fault::FailEntriesContaining`]: hold back the entries containing it.
+    pub marker: Option<String>,
+}
+
+/// How a partial batch picks its held-back entries.
+#[derive(Debug)]
+pub(crate) enum HoldBack<'a> {
+    /// Each with probability ½, at least one.
+    Random(&'a mut SplitMix64),
+    /// Those whose JSON contains the text.
+    Containing(&'a str),
+}
+
+impl HoldBack<'_> {
+    /// Flags per entry; `None` when nothing would be held back (no partial result).
+    pub(crate) fn choose(&mut self, entries: &[&serde_json::Value]) -> Option<Vec<bool>> {
+        match self {
+            HoldBack::Random(rng) => Some(rng.hold_back(entries.len())),
+            HoldBack::Containing(marker) => {
+                let held: Vec<bool> = entries.iter().map(|e| e.to_string().contains(*marker)).collect();
+                held.iter().any(|h| *h).then_some(held)
+            }
+        }
+    }
 }
 
 /// Turns a plan into per-request decisions. Every operation has its own random stream
@@ -363,6 +396,7 @@ impl Decider {
         let mut latency = Duration::ZERO;
         let mut terminal = None;
         let mut partial = false;
+        let mut marker = None;
         for rule in self.plan.rules.iter().filter(|r| r.matches(op)) {
             if rng.next_f64() >= rule.rate {
                 continue;
@@ -370,6 +404,10 @@ impl Decider {
             match &rule.fault {
                 Fault::Latency(d) => latency += *d,
                 Fault::PartialBatch => partial = true,
+                Fault::FailEntriesContaining(m) => {
+                    partial = true;
+                    marker = Some(m.clone());
+                }
                 f => {
                     if terminal.is_none() {
                         terminal = Some(f.clone());
@@ -384,6 +422,7 @@ impl Decider {
             partial: partial && terminal.is_none(),
             terminal,
             selector,
+            marker,
         }
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 use super::classify::classify;
 use super::partial;
+use super::plan::HoldBack;
 use super::plan::{Decider, Fault, FaultKind, FaultPlan, Operation, Service};
 use super::shapes;
 
@@ -421,7 +422,12 @@ async fn partial_batch(
     body: &Bytes,
     decision: &mut super::plan::Decision,
 ) -> Option<Response<Full<Bytes>>> {
-    let rng = &mut decision.selector;
+    let marker = decision.marker.clone();
+    let mut hold = match &marker {
+        Some(m) => HoldBack::Containing(m),
+        None => HoldBack::Random(&mut decision.selector),
+    };
+    let rng = &mut hold;
     match op.name.as_str() {
         "BatchWriteItem" => {
             let split = partial::split_batch_write(body, rng)?;

@@ -16,6 +16,7 @@
 //! - **MaximumRetryAttempts** (`-1` = until the record expires): once a batch has failed more
 //!   than that many times, its records are skipped and reported to the on-failure destination.
 //! - **MaximumRecordAgeInSeconds**: older records are skipped and reported the same way.
+//! - **TumblingWindowInSeconds**: the event carries `shardId`, `window` and `state`.
 //! - **OnFailure destination**: an SQS queue receiving Lambda's invocation record
 //!   (`requestContext`, `responseContext`, `DDBStreamBatchInfo`), never the records themselves.
 //!
@@ -65,6 +66,10 @@ pub struct MappingConfig {
     pub on_failure_queue_url: Option<String>,
     /// Where to start reading.
     pub starting_position: StartingPosition,
+    /// `TumblingWindowInSeconds`: when set, events use Lambda's tumbling-window envelope,
+    /// which carries `shardId` (dynabridge's checkpoints need it). The state is always `{}`
+    /// and the extra final invocation at the end of a window is not emulated.
+    pub tumbling_window: Option<Duration>,
     /// Safety valve for tests: stop with an error after this many invocations in one
     /// [`StreamPoller::drain`] (an infinite retry loop would otherwise hang a test).
     pub max_invocations_per_drain: usize,
@@ -81,6 +86,7 @@ impl Default for MappingConfig {
             filter_criteria: Vec::new(),
             on_failure_queue_url: None,
             starting_position: StartingPosition::TrimHorizon,
+            tumbling_window: None,
             max_invocations_per_drain: 1_000,
         }
     }
@@ -312,7 +318,27 @@ impl StreamPoller {
         }
         let attempt = state.attempts;
         let seqs: Vec<String> = delivered.iter().map(seq_of).collect();
-        let event = json!({ "Records": delivered });
+        let event = match self.config.tumbling_window {
+            None => json!({ "Records": delivered }),
+            Some(window) => {
+                let secs = window.as_secs().max(1) as i64;
+                let now = Utc::now().timestamp();
+                let start = now - now.rem_euclid(secs);
+                let at = |t: i64| {
+                    chrono::DateTime::from_timestamp(t, 0)
+                        .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
+                };
+                json!({
+                    "Records": delivered,
+                    "window": { "start": at(start), "end": at(start + secs) },
+                    "state": {},
+                    "shardId": shard_id,
+                    "eventSourceARN": self.stream_arn,
+                    "isFinalInvokeForWindow": false,
+                    "isWindowTerminatedEarly": false,
+                })
+            }
+        };
         let invocation = function.invoke(&event).await?;
         self.deliveries.push(Delivery {
             shard_id: shard_id.to_string(),

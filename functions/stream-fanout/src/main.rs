@@ -1,6 +1,8 @@
-//! `stream-fanout` Lambda entry point: cold start (logging, config, clients), then the runtime loop.
+//! `stream-fanout` Lambda entry point: cold start (logging, config, clients), then the runtime
+//! loop.
 
 mod config;
+mod domain_events;
 mod handler;
 
 dynabridge_shared::lambda_main!(config::Config, handler::handle);

@@ -200,32 +200,7 @@ impl RangeSink {
         };
         let mut quarantine_lines = Vec::new();
         for (index, record) in records.iter().enumerate() {
-            let outcome =
-                match &record.change {
-                    Err(p) => Err((p.kind.clone(), p.reason.clone(), None)),
-                    Ok(change) => {
-                        let seq = stream_seq(&change.sequence_number);
-                        let meta = RowMeta {
-                            op: change.op,
-                            seq: &seq,
-                            event_time_micros: change.event_time_micros,
-                        };
-                        match change.image() {
-                            Some(image) => encoders
-                                .append(image, &meta)
-                                .map(str::to_string)
-                                .map_err(|e| {
-                                    (
-                                        e.kind().to_string(),
-                                        e.to_string(),
-                                        e.attribute().map(str::to_string),
-                                    )
-                                }),
-                            // KEYS_ONLY / NEW_IMAGE streams: a keys-only row for deletions.
-                            None => keys_only(&self.registry, &mut encoders, &change.keys, &meta),
-                        }
-                    }
-                };
+            let outcome = encode_record(&self.registry, &mut encoders, record);
             match outcome {
                 Ok(entity) => report.entity_of[index] = Some(entity),
                 Err((kind, reason, attribute)) => {
@@ -256,7 +231,7 @@ impl RangeSink {
             let entity = self.registry.entity(&entity_name)?;
             let props =
                 writer_properties(&self.options, &FileMeta::for_entity(&self.registry, entity))?;
-            let bytes = write_parquet(&batch.schema(), &[batch.clone()], props)?;
+            let bytes = write_parquet(&batch.schema(), std::slice::from_ref(&batch), props)?;
             let key = self.file_key(&entity_name, layout.day, shard, first, last);
             put_object(&self.s3, &self.bucket, &key, bytes).await?;
             report.files.push(WrittenFile {
@@ -286,6 +261,20 @@ impl RangeSink {
         Ok(report)
     }
 
+    /// The entity a record is written under, or why it is quarantined — exactly what
+    /// [`RangeSink::write`] decides for it (used for records an earlier attempt wrote).
+    pub fn classify(&self, record: &BatchRecord) -> Result<String, Quarantined> {
+        let mut scratch = EntityEncoders::new(&self.registry);
+        encode_record(&self.registry, &mut scratch, record).map_err(|(kind, reason, _)| {
+            Quarantined {
+                index: 0,
+                sequence_number: record.sequence_number().to_string(),
+                kind,
+                reason,
+            }
+        })
+    }
+
     /// Deletes objects a crashed attempt wrote that this attempt does not produce.
     pub async fn delete(&self, keys: &[String]) -> Result<(), DynabridgeError> {
         for key in keys {
@@ -301,12 +290,47 @@ impl RangeSink {
     }
 }
 
+/// Why a record cannot be written: (kind, reason, attribute).
+type Rejection = (String, String, Option<String>);
+
+/// Validates and buffers one record; returns its entity.
+fn encode_record(
+    registry: &Registry,
+    encoders: &mut EntityEncoders,
+    record: &BatchRecord,
+) -> Result<String, Rejection> {
+    let change = match &record.change {
+        Err(p) => return Err((p.kind.clone(), p.reason.clone(), None)),
+        Ok(change) => change,
+    };
+    let seq = stream_seq(&change.sequence_number);
+    let meta = RowMeta {
+        op: change.op,
+        seq: &seq,
+        event_time_micros: change.event_time_micros,
+    };
+    match change.image() {
+        Some(image) => encoders
+            .append(image, &meta)
+            .map(str::to_string)
+            .map_err(|e| {
+                (
+                    e.kind().to_string(),
+                    e.to_string(),
+                    e.attribute().map(str::to_string),
+                )
+            }),
+        // KEYS_ONLY / NEW_IMAGE streams: a keys-only row for deletions.
+        None => keys_only(registry, encoders, &change.keys, &meta),
+    }
+}
+
 fn keys_only(
     registry: &Registry,
     encoders: &mut EntityEncoders,
     keys: &crate::schema::Attributes,
     meta: &RowMeta<'_>,
-) -> Result<String, (String, String, Option<String>)> {
+) -> Result<String, Rejection> {
     let as_err = |kind: &str, reason: String| (kind.to_string(), reason, None);
     if !matches!(meta.op, Op::Remove | Op::Expire) {
         return Err(as_err(
