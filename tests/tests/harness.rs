@@ -398,48 +398,35 @@ async fn exhausted_retries_go_to_the_on_failure_destination() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_product_binary_runs_under_the_harness_and_reports_typed_errors() {
+async fn a_product_binary_reports_bad_input_as_a_typed_error() {
     let e = env(false).await.unwrap();
-    put(&e, &[("pk", "P#1"), ("sk", "x")]).await;
     let spec = FunctionSpec::workspace("stream-fanout")
         .unwrap()
         .with_env(e.stack.aws_env())
         .with_env(e.resources.function_env())
         .with_timeout(Duration::from_secs(30));
     let mut f = FunctionProcess::new(spec).await.unwrap();
-    let mut poller = poller(
-        &e,
-        MappingConfig {
-            maximum_retry_attempts: 0,
-            ..Default::default()
-        },
-    )
-    .await;
-    let deliveries = poller.drain(&mut f).await.unwrap();
-    assert_eq!(deliveries.len(), 1);
-    match &deliveries[0].outcome {
+    let inv = f.invoke(&json!({"not": "a stream event"})).await.unwrap();
+    match &inv.outcome {
         InvokeOutcome::Error {
             error_type,
             error_message,
         } => {
-            assert_eq!(error_type, "Other");
-            assert!(
-                error_message.contains("not acknowledged"),
-                "{error_message}"
-            );
+            assert_eq!(error_type, "InvalidEvent");
+            assert!(error_message.contains("Records"), "{error_message}");
         }
         other => panic!("expected a typed error, got {other:?}"),
     }
-    // The batch was not acknowledged: the mapping skipped it to the on-failure path.
-    assert_eq!(poller.discarded().len(), 1);
-    let logs = f.logs();
-    let line = logs
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["message"] == "stream batch received")
-        .unwrap_or_else(|| panic!("{logs:?}"));
-    assert_eq!(line["records"], 1);
-    assert!(line["span"]["requestId"].is_string());
+    // A record without a sequence number cannot be checkpointed: typed error, no crash.
+    let inv = f
+        .invoke(&json!({"Records": [{"eventName": "INSERT", "dynamodb": {"Keys": {}}}]}))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&inv.outcome, InvokeOutcome::Error { error_type, .. } if error_type == "InvalidEvent"),
+        "{inv:?}"
+    );
+    assert_eq!(f.cold_starts(), 1, "no crash");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,11 @@ pub(crate) fn split_batch_write(body: &[u8], hold: &mut HoldBack<'_>) -> Option<
     if total == 0 || items.values().any(|v| !v.is_array()) {
         return None;
     }
-    let all: Vec<&Value> = items.values().filter_map(Value::as_array).flatten().collect();
+    let all: Vec<&Value> = items
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .collect();
     let mut hold = hold.choose(&all)?.into_iter();
     let mut held = Map::new();
     let mut held_count = 0;
@@ -172,7 +176,11 @@ mod tests {
             "ReturnConsumedCapacity": "TOTAL"
         });
         let mut rng = SplitMix64::new(11);
-        let split = split_batch_write(&serde_json::to_vec(&body).unwrap(), &mut HoldBack::Random(&mut rng)).unwrap();
+        let split = split_batch_write(
+            &serde_json::to_vec(&body).unwrap(),
+            &mut HoldBack::Random(&mut rng),
+        )
+        .unwrap();
         let fwd: Value = serde_json::from_slice(split.forward.as_ref().unwrap()).unwrap();
         assert_eq!(fwd["ReturnConsumedCapacity"], "TOTAL");
         let fwd_count: usize = fwd["RequestItems"]

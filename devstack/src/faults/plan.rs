@@ -360,7 +360,10 @@ impl HoldBack<'_> {
         match self {
             HoldBack::Random(rng) => Some(rng.hold_back(entries.len())),
             HoldBack::Containing(marker) => {
-                let held: Vec<bool> = entries.iter().map(|e| e.to_string().contains(*marker)).collect();
+                let held: Vec<bool> = entries
+                    .iter()
+                    .map(|e| e.to_string().contains(*marker))
+                    .collect();
                 held.iter().any(|h| *h).then_some(held)
             }
         }

@@ -38,6 +38,9 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::domain_events::{CdcLocation, domain_event};
 
+/// Marker prefix of an event already published after a failed one (events checkpoint).
+const PUBLISHED: &str = "published:";
+
 /// The function name used for quarantine objects and metrics.
 pub const FUNCTION: &str = "stream-fanout";
 
@@ -139,10 +142,19 @@ pub async fn handle(
     let durable_end = cdc_failed_from.unwrap_or(batch.records.len());
     if config.publish.is_enabled() && durable_end > 0 {
         let scope = Scope::new(&config.consumer, &shard, "events");
+        // The pending range's outputs remember entries after a failed one that were already
+        // published, so the retry (which starts at the failed record) skips them.
         let ev = checkpoints
-            .begin(&scope, &seqs[..durable_end], |_| Vec::new())
+            .begin(&scope, &seqs[..durable_end], |info| {
+                info.previous.map(|p| p.outputs.clone()).unwrap_or_default()
+            })
             .await?;
         if let Some(range) = ev.range.clone() {
+            let already: std::collections::HashSet<&str> = range
+                .outputs
+                .iter()
+                .filter_map(|o| o.strip_prefix(PUBLISHED))
+                .collect();
             let publisher = EventPublisher::new(
                 clients.eventbridge.clone(),
                 &config.common.event_bus,
@@ -154,6 +166,9 @@ pub async fn handle(
                 let Ok(change) = &batch.records[index].change else {
                     continue;
                 };
+                if already.contains(change.sequence_number.as_str()) {
+                    continue;
+                }
                 // The entity from this invocation's CDC write, or (records made durable by an
                 // earlier attempt) from the registry; quarantined records have none.
                 let from_cdc = index
@@ -194,8 +209,29 @@ pub async fn handle(
                     for f in &report.failed {
                         tracing::error!(code = %f.code, message = %f.message, "event not published");
                     }
+                    let failed_events: std::collections::HashSet<usize> =
+                        report.failed.iter().map(|f| f.index).collect();
+                    let mut published_after: Vec<String> = record_of_event
+                        .iter()
+                        .enumerate()
+                        .filter(|(ei, ri)| **ri > failed && !failed_events.contains(ei))
+                        .map(|(_, ri)| format!("{PUBLISHED}{}", seqs[*ri]))
+                        .collect();
+                    published_after.extend(
+                        already
+                            .iter()
+                            .filter(|s| seqs[failed..].contains(s))
+                            .map(|s| format!("{PUBLISHED}{s}")),
+                    );
                     if failed > range.indices.start {
                         checkpoints.commit_through(ev, failed - 1).await?;
+                    }
+                    if !published_after.is_empty() {
+                        checkpoints
+                            .begin(&scope, &seqs[failed..durable_end], |_| {
+                                published_after.clone()
+                            })
+                            .await?;
                     }
                     events_failed_from = Some(failed);
                 }

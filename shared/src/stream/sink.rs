@@ -154,6 +154,7 @@ impl RangeSink {
         first: &str,
         last: &str,
     ) -> String {
+        let (first, last) = (unpadded(first), unpadded(last));
         match self.area {
             Area::Expired => self.layout.expired_key(entity, day, shard, first, last),
             _ => self.layout.cdc_key(entity, day, shard, first, last),
@@ -161,6 +162,7 @@ impl RangeSink {
     }
 
     fn quarantine_key(&self, day: NaiveDate, shard: &str, first: &str, last: &str) -> String {
+        let (first, last) = (unpadded(first), unpadded(last));
         let name = format!("{}-{shard}-{first}-{last}.jsonl", self.area.as_str());
         self.layout.quarantine_key(&self.source, day, &name)
     }
@@ -288,6 +290,13 @@ impl RangeSink {
         }
         Ok(())
     }
+}
+
+/// Sequence numbers as DynamoDB writes them (no padding) keep keys short: the lake column
+/// `_seq` is padded for sorting, object names need not be.
+fn unpadded(seq: &str) -> &str {
+    let t = seq.trim_start_matches('0');
+    if t.is_empty() { "0" } else { t }
 }
 
 /// Why a record cannot be written: (kind, reason, attribute).
