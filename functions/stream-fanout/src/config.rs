@@ -9,6 +9,7 @@ use dynabridge_shared::boot::FunctionConfig;
 use dynabridge_shared::codec::Op;
 use dynabridge_shared::config::{CommonConfig, ConfigError, Env};
 use dynabridge_shared::schema::Registry;
+pub use dynabridge_shared::stream::publish::PublishFilter;
 
 /// Entities whose changes are published (`*` = all, `none` = publishing off).
 pub const PUBLISH_ENTITIES: &str = "DYNABRIDGE_PUBLISH_ENTITIES";
@@ -16,27 +17,6 @@ pub const PUBLISH_ENTITIES: &str = "DYNABRIDGE_PUBLISH_ENTITIES";
 pub const PUBLISH_OPS: &str = "DYNABRIDGE_PUBLISH_OPS";
 /// Checkpoint consumer name (default: the function name).
 pub const CONSUMER: &str = "DYNABRIDGE_CONSUMER";
-
-/// Which changes become domain events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishFilter {
-    /// `None` = every entity.
-    pub entities: Option<BTreeSet<String>>,
-    /// Published operations (empty = publishing off).
-    pub ops: BTreeSet<&'static str>,
-}
-
-impl PublishFilter {
-    /// Whether a change of `entity` with `op` is published.
-    pub fn allows(&self, entity: &str, op: Op) -> bool {
-        self.ops.contains(op.as_str()) && self.entities.as_ref().is_none_or(|e| e.contains(entity))
-    }
-
-    /// Whether anything at all is published.
-    pub fn is_enabled(&self) -> bool {
-        !self.ops.is_empty() && self.entities.as_ref().is_none_or(|e| !e.is_empty())
-    }
-}
 
 /// Settings of `stream-fanout`.
 #[derive(Debug, Clone)]

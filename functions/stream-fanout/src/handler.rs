@@ -30,16 +30,13 @@ use dynabridge_shared::codec::Op;
 use dynabridge_shared::events::EventPublisher;
 use dynabridge_shared::lake::layout::{Area, LakeLayout};
 use dynabridge_shared::metrics::{Metrics, Unit};
+use dynabridge_shared::stream::publish::EventSink;
 use dynabridge_shared::stream::sink::{RangeSink, SinkReport};
 use dynabridge_shared::stream::{BatchRecord, StreamBatch, batch_response};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::domain_events::{CdcLocation, domain_event};
-
-/// Marker prefix of an event already published after a failed one (events checkpoint).
-const PUBLISHED: &str = "published:";
 
 /// The function name used for quarantine objects and metrics.
 pub const FUNCTION: &str = "stream-fanout";
@@ -141,102 +138,36 @@ pub async fn handle(
     let mut events_failed_from = None;
     let durable_end = cdc_failed_from.unwrap_or(batch.records.len());
     if config.publish.is_enabled() && durable_end > 0 {
-        let scope = Scope::new(&config.consumer, &shard, "events");
-        // The pending range's outputs remember entries after a failed one that were already
-        // published, so the retry (which starts at the failed record) skips them.
-        let ev = checkpoints
-            .begin(&scope, &seqs[..durable_end], |info| {
-                info.previous.map(|p| p.outputs.clone()).unwrap_or_default()
-            })
+        let publisher = EventPublisher::new(
+            clients.eventbridge.clone(),
+            &config.common.event_bus,
+            &config.common.event_source,
+        );
+        let events = EventSink {
+            checkpoints: &checkpoints,
+            publisher: &publisher,
+            registry: &config.registry,
+            table: &config.common.table_name,
+            bucket: &config.common.lake_bucket,
+            scope: Scope::new(&config.consumer, &shard, "events"),
+        };
+        // A record's entity comes from this invocation's CDC write, or (records an earlier
+        // attempt made durable) from the same validation; quarantined records have none.
+        let located = |index: usize| {
+            let entity = match index.checked_sub(cdc_offset) {
+                Some(i) => cdc_report.entity_of.get(i).cloned().flatten(),
+                None => sink.classify(&batch.records[index]).ok(),
+            }?;
+            let key = cdc_report.file_of(&entity).map(str::to_string);
+            Some((entity, key))
+        };
+        let outcome = events
+            .publish(&batch, durable_end, &config.publish, located)
             .await?;
-        if let Some(range) = ev.range.clone() {
-            let already: std::collections::HashSet<&str> = range
-                .outputs
-                .iter()
-                .filter_map(|o| o.strip_prefix(PUBLISHED))
-                .collect();
-            let publisher = EventPublisher::new(
-                clients.eventbridge.clone(),
-                &config.common.event_bus,
-                &config.common.event_source,
-            );
-            let mut events = Vec::new();
-            let mut record_of_event = Vec::new();
-            for index in range.indices.clone() {
-                let Ok(change) = &batch.records[index].change else {
-                    continue;
-                };
-                if already.contains(change.sequence_number.as_str()) {
-                    continue;
-                }
-                // The entity from this invocation's CDC write, or (records made durable by an
-                // earlier attempt) from the registry; quarantined records have none.
-                let from_cdc = index
-                    .checked_sub(cdc_offset)
-                    .and_then(|i| cdc_report.entity_of.get(i).cloned());
-                let entity = match from_cdc {
-                    Some(e) => e,
-                    None if index < cdc_offset => sink.classify(&batch.records[index]).ok(),
-                    None => None,
-                };
-                let Some(entity) = entity else { continue };
-                if !config.publish.allows(&entity, change.op) {
-                    continue;
-                }
-                let key = cdc_report.file_of(&entity);
-                events.push(domain_event(
-                    &config.registry,
-                    &config.common.table_name,
-                    &entity,
-                    change,
-                    CdcLocation {
-                        bucket: &config.common.lake_bucket,
-                        key,
-                    },
-                ));
-                record_of_event.push(index);
-            }
-            let report = publisher.publish(&events).await;
-            summary.events_put = report.published;
-            summary.event_retries = report.retries;
-            summary.claim_checks = report.claim_checks;
-            match report
-                .first_failed()
-                .and_then(|i| record_of_event.get(i).copied())
-            {
-                None => checkpoints.commit(ev).await?,
-                Some(failed) => {
-                    for f in &report.failed {
-                        tracing::error!(code = %f.code, message = %f.message, "event not published");
-                    }
-                    let failed_events: std::collections::HashSet<usize> =
-                        report.failed.iter().map(|f| f.index).collect();
-                    let mut published_after: Vec<String> = record_of_event
-                        .iter()
-                        .enumerate()
-                        .filter(|(ei, ri)| **ri > failed && !failed_events.contains(ei))
-                        .map(|(_, ri)| format!("{PUBLISHED}{}", seqs[*ri]))
-                        .collect();
-                    published_after.extend(
-                        already
-                            .iter()
-                            .filter(|s| seqs[failed..].contains(s))
-                            .map(|s| format!("{PUBLISHED}{s}")),
-                    );
-                    if failed > range.indices.start {
-                        checkpoints.commit_through(ev, failed - 1).await?;
-                    }
-                    if !published_after.is_empty() {
-                        checkpoints
-                            .begin(&scope, &seqs[failed..durable_end], |_| {
-                                published_after.clone()
-                            })
-                            .await?;
-                    }
-                    events_failed_from = Some(failed);
-                }
-            }
-        }
+        summary.events_put = outcome.report.published;
+        summary.event_retries = outcome.report.retries;
+        summary.claim_checks = outcome.report.claim_checks;
+        events_failed_from = outcome.failed_from;
     }
 
     summary.failed_from = match (cdc_failed_from, events_failed_from) {

@@ -2,7 +2,6 @@
 //! loop.
 
 mod config;
-mod domain_events;
 mod handler;
 
 dynabridge_shared::lambda_main!(config::Config, handler::handle);

@@ -21,6 +21,7 @@
 //! [`batch_response`] reports the first failed record *and every record after it*, so
 //! Lambda retries from there and nothing after it is processed out of order.
 
+pub mod publish;
 pub mod sink;
 
 use serde_json::{Value, json};
