@@ -1,5 +1,5 @@
 //! Creates, on the local stack, the resources `template.yaml` declares: the application table
-//! (stream `NEW_AND_OLD_IMAGES`, TTL on `ttl`), the control table (TTL on `expires_at`), the
+//! (stream `NEW_AND_OLD_IMAGES`, TTL on `ttl`), the control table (TTL on `ttl_epoch_s`), the
 //! lake bucket, the event bus with a rule routing dynabridge's domain events to an SQS queue
 //! (so tests and the runner can read what was delivered), and the stream mapping's on-failure
 //! queue.
@@ -49,7 +49,7 @@ pub const TABLE_SK: &str = "sk";
 /// Application table TTL attribute (epoch seconds).
 pub const TABLE_TTL_ATTRIBUTE: &str = "ttl";
 /// Control table TTL attribute (epoch seconds).
-pub const CONTROL_TTL_ATTRIBUTE: &str = "expires_at";
+pub const CONTROL_TTL_ATTRIBUTE: &str = "ttl_epoch_s";
 
 /// What was created.
 #[derive(Debug, Clone)]

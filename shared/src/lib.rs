@@ -29,6 +29,7 @@
 //! - [`stream`]: DynamoDB Streams batches decoded into change records (TTL deletions as
 //!   EXPIRE, poison records kept with a reason), ordered batch responses, and the range sink
 //!   that writes a checkpointed range to the lake exactly once.
+//! - [`condition`]: conditions that make deletes and expiries safe ("unchanged since read").
 //! - [`metrics`]: CloudWatch metrics as EMF log lines.
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
@@ -40,6 +41,7 @@ pub mod checkpoint;
 pub mod clients;
 pub mod clock;
 pub mod codec;
+pub mod condition;
 pub mod config;
 pub mod error;
 pub mod events;

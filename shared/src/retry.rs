@@ -1,4 +1,4 @@
-//! Retry timing shared by every AWS caller in dynabridge: exponential backoff with *full
+//! Retry timing and rate ceilings shared by every AWS caller in dynabridge: exponential backoff with *full
 //! jitter* (`sleep = random(0, min(cap, base * 2^attempt))`), which spreads concurrent
 //! retries out instead of synchronising them. Jitter is injectable so tests are
 //! deterministic.
@@ -61,6 +61,36 @@ pub fn full_jitter(attempt: u32, base: Duration, cap: Duration, jitter: &dyn Jit
     let exp = base * 2f64.powi(attempt.min(30) as i32);
     Duration::from_secs_f64(jitter.fraction().clamp(0.0, 1.0) * exp.min(cap.as_secs_f64()))
 }
+
+/// Spaces requests so items sent stay under a per-second ceiling.
+#[derive(Debug)]
+pub struct RateLimiter {
+    ms_per_item: f64,
+    next_free_ms: Mutex<f64>,
+}
+
+impl RateLimiter {
+    /// A limiter admitting `per_second` items per second (must be > 0).
+    pub fn new(per_second: f64) -> Self {
+        RateLimiter {
+            ms_per_item: 1000.0 / per_second,
+            next_free_ms: Mutex::new(0.0),
+        }
+    }
+
+    /// Reserves a slot for `items` and returns how long to wait for it.
+    pub fn reserve(&self, items: usize, now_ms: u64) -> Duration {
+        let now = now_ms as f64;
+        let mut next = match self.next_free_ms.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let start = next.max(now);
+        *next = start + self.ms_per_item * items as f64;
+        Duration::from_millis((start - now).max(0.0) as u64)
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,7 @@ use aws_sdk_dynamodb::types::{
 use tokio::sync::Notify;
 
 use crate::clock::{Clock, Sleeper, SystemClock};
+use crate::retry::RateLimiter;
 use crate::error::render_chain;
 
 /// Most requests in one `BatchWriteItem` call.
@@ -945,31 +946,6 @@ impl Gate {
         let mut s = lock(&self.state);
         s.limit = (s.limit / 2).max(1);
         s.clean = 0;
-    }
-}
-
-/// Spaces requests so items sent stay under a per-second ceiling.
-#[derive(Debug)]
-struct RateLimiter {
-    ms_per_item: f64,
-    next_free_ms: Mutex<f64>,
-}
-
-impl RateLimiter {
-    fn new(per_second: f64) -> Self {
-        RateLimiter {
-            ms_per_item: 1000.0 / per_second,
-            next_free_ms: Mutex::new(0.0),
-        }
-    }
-
-    /// Reserves a slot for `items` and returns how long to wait for it.
-    fn reserve(&self, items: usize, now_ms: u64) -> Duration {
-        let now = now_ms as f64;
-        let mut next = lock(&self.next_free_ms);
-        let start = next.max(now);
-        *next = start + self.ms_per_item * items as f64;
-        Duration::from_millis((start - now).max(0.0) as u64)
     }
 }
 
