@@ -26,14 +26,14 @@ impl Condition {
         let mut expr = other.expression.clone();
         // Longest placeholders first so `#c1` does not rewrite the start of `#c10`.
         let mut names: Vec<_> = other.names.into_iter().collect();
-        names.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        names.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
         for (k, v) in names {
             let fresh = format!("#x{}", self.names.len());
             expr = expr.replace(&k, &fresh);
             self.names.insert(fresh, v);
         }
         let mut values: Vec<_> = other.values.into_iter().collect();
-        values.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        values.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
         for (k, v) in values {
             let fresh = format!(":x{}", self.values.len());
             expr = expr.replace(&k, &fresh);
@@ -72,6 +72,48 @@ pub fn unchanged(item: &HashMap<String, AttributeValue>) -> Condition {
     }
 }
 
+/// A stable fingerprint of an item's content (SHA-256 of its DynamoDB-JSON with sorted keys,
+/// sorted set members and canonical numbers): equal iff the item did not change. Lets a
+/// resumed run check "unchanged since archived" from a compact record instead of the item.
+pub fn item_fingerprint(item: &HashMap<String, AttributeValue>) -> String {
+    use sha2::Digest;
+    fn canon(v: &AttributeValue) -> serde_json::Value {
+        use serde_json::json;
+        let num = |n: &str| crate::writer::normalize_number(n);
+        match v {
+            AttributeValue::S(s) => json!({ "S": s }),
+            AttributeValue::N(n) => json!({ "N": num(n) }),
+            AttributeValue::B(b) => json!({ "B": b.as_ref() }),
+            AttributeValue::Bool(b) => json!({ "BOOL": b }),
+            AttributeValue::Null(b) => json!({ "NULL": b }),
+            AttributeValue::Ss(s) => {
+                let mut s = s.clone();
+                s.sort();
+                json!({ "SS": s })
+            }
+            AttributeValue::Ns(s) => {
+                let mut s: Vec<String> = s.iter().map(|n| num(n)).collect();
+                s.sort();
+                json!({ "NS": s })
+            }
+            AttributeValue::Bs(s) => {
+                let mut s: Vec<Vec<u8>> = s.iter().map(|b| b.as_ref().to_vec()).collect();
+                s.sort();
+                json!({ "BS": s })
+            }
+            AttributeValue::L(l) => json!({ "L": l.iter().map(canon).collect::<Vec<_>>() }),
+            AttributeValue::M(m) => {
+                json!({ "M": m.iter().map(|(k, v)| (k.clone(), canon(v))).collect::<serde_json::Map<_, _>>() })
+            }
+            _ => json!({ "?": format!("{v:?}") }),
+        }
+    }
+    let doc: serde_json::Map<String, serde_json::Value> =
+        item.iter().map(|(k, v)| (k.clone(), canon(v))).collect();
+    let digest = sha2::Sha256::digest(serde_json::Value::Object(doc).to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The numeric attribute `name` exists and is below `bound` (e.g. a TTL still in the past).
 pub fn number_below(name: &str, bound: i64) -> Condition {
     Condition {
@@ -96,5 +138,27 @@ mod tests {
         assert_eq!(c.names["#x2"], "ttl");
         assert_eq!(c.values[":x2"], AttributeValue::N("10".into()));
         assert_eq!(c.names.len(), 3);
+    }
+
+    #[test]
+    fn fingerprints_ignore_set_order_and_number_spelling() {
+        let a = HashMap::from([
+            (
+                "s".to_string(),
+                AttributeValue::Ss(vec!["b".into(), "a".into()]),
+            ),
+            ("n".to_string(), AttributeValue::N("1.50".into())),
+        ]);
+        let b = HashMap::from([
+            ("n".to_string(), AttributeValue::N("1.5".into())),
+            (
+                "s".to_string(),
+                AttributeValue::Ss(vec!["a".into(), "b".into()]),
+            ),
+        ]);
+        assert_eq!(item_fingerprint(&a), item_fingerprint(&b));
+        let mut c = b.clone();
+        c.insert("x".into(), AttributeValue::Bool(true));
+        assert_ne!(item_fingerprint(&a), item_fingerprint(&c));
     }
 }

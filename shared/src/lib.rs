@@ -30,6 +30,7 @@
 //!   EXPIRE, poison records kept with a reason), ordered batch responses, and the range sink
 //!   that writes a checkpointed range to the lake exactly once.
 //! - [`condition`]: conditions that make deletes and expiries safe ("unchanged since read").
+//! - [`crashpoint`]: named abort points the reliability tests use (no-op unless configured).
 //! - [`metrics`]: CloudWatch metrics as EMF log lines.
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod codec;
 pub mod condition;
 pub mod config;
+pub mod crashpoint;
 pub mod error;
 pub mod events;
 pub mod idempotency;

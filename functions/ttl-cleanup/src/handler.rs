@@ -1,7 +1,5 @@
-//! Two triggers: TTL deletions from the stream (archive mode) and a schedule (sweep mode).
-//!
-//! Both arrive with issue #8. Until then the handler tells the triggers apart and refuses the
-//! event with a typed error, so stream records are not acknowledged.
+//! Two triggers, one function: TTL deletions from the stream (archive mode, see
+//! [`crate::archive`]) and an EventBridge schedule (sweep mode, see [`crate::sweep`]).
 
 use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::clients::AwsClients;
@@ -10,23 +8,24 @@ use serde_json::Value;
 
 use crate::config::Config;
 
+/// The function name used for quarantine objects and metrics.
+pub const FUNCTION: &str = "ttl-cleanup";
+
 /// Handles one stream batch or schedule tick.
 pub async fn handle(
-    _config: &Config,
-    _clients: &AwsClients,
+    config: &Config,
+    clients: &AwsClients,
     event: LambdaEvent<Value>,
 ) -> Result<Value, DynabridgeError> {
-    let trigger = if event.payload.get("Records").is_some() {
-        "stream"
-    } else if event.payload.get("detail-type").is_some() {
-        "schedule"
-    } else {
-        return Err(DynabridgeError::InvalidEvent(
-            "neither a stream batch (Records) nor an EventBridge event (detail-type)".into(),
-        ));
-    };
-    tracing::info!(trigger, "ttl-cleanup trigger received");
-    Err(DynabridgeError::Other(format!(
-        "ttl-cleanup {trigger} mode is not implemented yet (issue #8)"
-    )))
+    let payload = &event.payload;
+    if payload.get("Records").is_some() {
+        return crate::archive::archive(config, clients, payload).await;
+    }
+    if payload.get("detail-type").is_some() {
+        let deadline_ms = event.context.deadline as i64;
+        return crate::sweep::sweep(config, clients, deadline_ms).await;
+    }
+    Err(DynabridgeError::InvalidEvent(
+        "neither a stream batch (Records) nor an EventBridge event (detail-type)".into(),
+    ))
 }

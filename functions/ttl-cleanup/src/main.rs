@@ -1,6 +1,9 @@
-//! `ttl-cleanup` Lambda entry point: cold start (logging, config, clients), then the runtime loop.
+//! `ttl-cleanup` Lambda entry point: cold start (logging, config, clients), then the runtime
+//! loop.
 
+mod archive;
 mod config;
 mod handler;
+mod sweep;
 
 dynabridge_shared::lambda_main!(config::Config, handler::handle);

@@ -1,0 +1,26 @@
+//! Named crash points for the reliability suite.
+//!
+//! Functions call [`hit`] at the points where a crash is most dangerous (after the lake write
+//! and before the DynamoDB delete, after PutEvents and before the checkpoint, ...). When the
+//! environment variable [`CRASH_AT`] names that point, the process aborts right there — no
+//! unwinding, no response, exactly like a Lambda killed by a timeout or an out-of-memory —
+//! so tests can prove that a retry loses nothing and duplicates nothing. Unset (always, in a
+//! deployment) it is a no-op costing one cached lookup.
+
+use std::sync::OnceLock;
+
+/// The variable naming the crash point, e.g. `sweep-after-archive`.
+pub const CRASH_AT: &str = "DYNABRIDGE_CRASH_AT";
+
+/// Aborts the process if [`CRASH_AT`] names `point`.
+pub fn hit(point: &str) {
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var(CRASH_AT).ok().filter(|v| !v.is_empty()));
+    if target.as_deref() == Some(point) {
+        tracing::error!(
+            point,
+            "crash point reached: aborting (test hook {CRASH_AT})"
+        );
+        std::process::abort();
+    }
+}
