@@ -357,3 +357,110 @@ async fn the_sweeper_respects_a_deletes_per_second_ceiling() {
     );
     assert!(table_pks(&e).await.is_empty());
 }
+
+fn child(pk: &str, sk: &str) -> HashMap<String, Av> {
+    let mut item = session("x", secs(0));
+    item.remove("ttl");
+    item.insert("pk".into(), Av::S(pk.into()));
+    item.insert("sk".into(), Av::S(sk.into()));
+    item
+}
+
+fn keys_of(rows: &[dynabridge_e2e::LakeRow]) -> Vec<String> {
+    let mut keys: Vec<String> = rows
+        .iter()
+        .map(|r| match &r.row.item["sk"] {
+            serde_dynamo::AttributeValue::S(sk) => format!("{}/{sk}", r.pk()),
+            _ => r.pk(),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn table_keys(e: &dynabridge_e2e::Env) -> Vec<String> {
+    let out = e
+        .stack
+        .dynamodb()
+        .scan()
+        .table_name(&e.resources.names.table)
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = out
+        .items()
+        .iter()
+        .map(|i| format!("{}/{}", i["pk"].as_s().unwrap(), i["sk"].as_s().unwrap()))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_cascades_to_children_archived_first_and_a_crash_mid_cascade_keeps_changed_children()
+ {
+    let e = env(false).await.unwrap();
+    put(&e, session("1", secs(-600))).await;
+    put(&e, child("SESSION#1", "EVENT#1")).await;
+    put(&e, child("SESSION#1", "EVENT#2")).await;
+    put(&e, child("SESSION#1", "OTHER")).await;
+    put(&e, child("SESSION#2", "EVENT#1")).await;
+    assert_eq!(e.stack.sweep_ttl().await.unwrap(), 1);
+    let removes: Vec<Value> = stream_records(&e.stack, &e.resources.stream_arn)
+        .await
+        .into_iter()
+        .filter(|r| r["eventName"] == "REMOVE")
+        .collect();
+    assert_eq!(removes.len(), 1);
+    let event = windowed_event(&removes, "shardId-cascade");
+    let cascade = [
+        ("DYNABRIDGE_CASCADE_ENTITIES", "Session"),
+        ("DYNABRIDGE_CASCADE_SK_PREFIX", "EVENT#"),
+    ];
+
+    // First attempt dies after archiving the children, before deleting any.
+    let mut crash_env = cascade.to_vec();
+    crash_env.push(("DYNABRIDGE_CRASH_AT", "cascade-after-archive"));
+    let mut crashing = cleanup(&e, &crash_env, Duration::from_secs(30)).await;
+    let inv = crashing.invoke(&event).await.unwrap();
+    assert!(
+        matches!(inv.outcome, InvokeOutcome::Crashed { .. }),
+        "{inv:?}"
+    );
+    assert_eq!(table_keys(&e).await.len(), 4, "nothing deleted yet");
+
+    // A child changes before the retry.
+    e.stack
+        .dynamodb()
+        .update_item()
+        .table_name(&e.resources.names.table)
+        .key("pk", Av::S("SESSION#1".into()))
+        .key("sk", Av::S("EVENT#2".into()))
+        .update_expression("SET customer_id = :c")
+        .expression_attribute_values(":c", Av::S("CUSTOMER#changed".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let mut f = cleanup(&e, &cascade, Duration::from_secs(30)).await;
+    let inv = f.invoke(&event).await.unwrap();
+    assert!(
+        matches!(&inv.outcome, InvokeOutcome::Response(v) if v["batchItemFailures"] == json!([])),
+        "{inv:?}\n{:#?}",
+        f.logs()
+    );
+    assert_eq!(
+        table_keys(&e).await,
+        ["SESSION#1/EVENT#2", "SESSION#1/OTHER", "SESSION#2/EVENT#1"],
+        "the unchanged child is gone, the changed one and non-children stay"
+    );
+    assert_eq!(
+        keys_of(&expired_rows(&e)),
+        [
+            "SESSION#1/EVENT#1",
+            "SESSION#1/EVENT#2",
+            "SESSION#1/SESSION"
+        ],
+        "parent and children archived exactly once"
+    );
+}

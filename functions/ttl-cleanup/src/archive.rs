@@ -68,6 +68,7 @@ pub async fn archive(
     let mut report = SinkReport::default();
     let mut offset = cp.durable;
     let mut written_indices = Vec::new();
+    let mut cascaded = crate::cascade::CascadeReport::default();
     if let Some(range) = cp.range.clone() {
         offset = range.indices.start;
         written_indices = range
@@ -83,13 +84,32 @@ pub async fn archive(
                 .await?;
             sink.delete(&range.obsolete_outputs).await?;
             dynabridge_shared::crashpoint::hit("archive-after-write");
-            Ok::<_, DynabridgeError>(r)
+            // Cascades run before the commit, so a crash during one is retried.
+            let mut cascaded = crate::cascade::CascadeReport::default();
+            if let Some(cascade) = &config.cascade {
+                for (pos, record) in records.iter().enumerate() {
+                    let (Ok(change), Some(entity)) =
+                        (&record.change, r.entity_of.get(pos).cloned().flatten())
+                    else {
+                        continue;
+                    };
+                    if cascade.parents.contains(&entity) {
+                        let c = crate::cascade::cascade(config, cascade, clients, &shard, change)
+                            .await?;
+                        cascaded.archived += c.archived;
+                        cascaded.deleted += c.deleted;
+                        cascaded.kept_changed += c.kept_changed;
+                    }
+                }
+            }
+            Ok::<_, DynabridgeError>((r, cascaded))
         }
         .await;
         match result {
-            Ok(r) => {
+            Ok((r, c)) => {
                 checkpoints.commit(cp).await?;
                 report = r;
+                cascaded = c;
             }
             Err(err) => {
                 tracing::error!(error = %err, "expired sink failed; the range will be retried");
@@ -146,6 +166,9 @@ pub async fn archive(
         quarantined = report.quarantined.len(),
         files_written = report.files.len(),
         events_put,
+        cascade_archived = cascaded.archived,
+        cascade_deleted = cascaded.deleted,
+        cascade_kept_changed = cascaded.kept_changed,
         failed_records = failed_from.map_or(0, |i| batch.records.len() - i),
         "TTL archive batch done"
     );
@@ -155,6 +178,7 @@ pub async fn archive(
     m.count("Archived", archived_rows);
     m.count("Quarantined", report.quarantined.len());
     m.count("EventsPut", events_put);
+    m.count("CascadeDeleted", cascaded.deleted);
     m.flush();
     Ok(batch_response(&batch, failed_from))
 }

@@ -29,6 +29,21 @@ pub const SWEEP_PURGE_CONTROL: &str = "DYNABRIDGE_SWEEP_PURGE_CONTROL";
 /// Stop a sweep this long before the Lambda deadline (default 10000 ms).
 pub const SWEEP_DEADLINE_MARGIN_MS: &str = "DYNABRIDGE_SWEEP_DEADLINE_MARGIN_MS";
 
+/// Parent entities whose expiry cascades to their children (comma list; default: none).
+pub const CASCADE_ENTITIES: &str = "DYNABRIDGE_CASCADE_ENTITIES";
+/// Only children whose sort key starts with this prefix are cascaded (default: all items
+/// sharing the parent's partition key).
+pub const CASCADE_SK_PREFIX: &str = "DYNABRIDGE_CASCADE_SK_PREFIX";
+
+/// Cascade-delete settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadeConfig {
+    /// Parent entities.
+    pub parents: BTreeSet<String>,
+    /// Sort-key prefix of the children.
+    pub sk_prefix: Option<String>,
+}
+
 /// Sweep-mode settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepConfig {
@@ -61,6 +76,8 @@ pub struct Config {
     pub consumer: String,
     /// Sweep settings.
     pub sweep: SweepConfig,
+    /// Cascade deletes, when configured.
+    pub cascade: Option<CascadeConfig>,
 }
 
 impl FunctionConfig for Config {
@@ -94,7 +111,21 @@ impl FunctionConfig for Config {
             )
             .into());
         }
+        let parents: BTreeSet<String> = env.list(CASCADE_ENTITIES).into_iter().collect();
+        if let Some(unknown) = parents.iter().find(|p| registry.entity(p).is_err()) {
+            return Err(invalid(
+                CASCADE_ENTITIES,
+                unknown,
+                "not an entity of the schema registry",
+            )
+            .into());
+        }
+        let cascade = (!parents.is_empty()).then(|| CascadeConfig {
+            parents,
+            sk_prefix: env.optional(CASCADE_SK_PREFIX),
+        });
         Ok(Config {
+            cascade,
             registry,
             ttl_attribute: env.optional(TTL_ATTRIBUTE).unwrap_or_else(|| "ttl".into()),
             publish,

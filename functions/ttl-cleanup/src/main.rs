@@ -2,6 +2,7 @@
 //! loop.
 
 mod archive;
+mod cascade;
 mod config;
 mod handler;
 mod sweep;

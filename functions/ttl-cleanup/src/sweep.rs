@@ -34,13 +34,11 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::clients::AwsClients;
-use dynabridge_shared::codec::{EntityEncoders, Op, RowMeta, from_sdk_item, stream_seq};
+use dynabridge_shared::codec::{Op, RowMeta, from_sdk_item, stream_seq};
 use dynabridge_shared::condition::{item_fingerprint, number_below, unchanged};
 use dynabridge_shared::idempotency::{Claim, Idempotency, IdempotencyConfig, IdempotencyError};
+use dynabridge_shared::lake::items::{ItemsTarget, write_items};
 use dynabridge_shared::lake::layout::{Area, LakeLayout, day_of_micros, safe_segment};
-use dynabridge_shared::lake::writer::{
-    FileMeta, ParquetOptions, put_object, write_parquet, writer_properties,
-};
 use dynabridge_shared::metrics::Metrics;
 use dynabridge_shared::retry::RateLimiter;
 use serde_json::{Value, json};
@@ -470,7 +468,6 @@ impl Segment<'_> {
     /// pure function of (pass, segment, page), so a re-run overwrites the same objects.
     async fn archive(&self, state: &State, items: &[Item]) -> Result<usize, DynabridgeError> {
         let layout = LakeLayout::new(&self.config.common.lake_prefix);
-        let day = day_of_micros(state.pass * 1_000_000).unwrap_or_default();
         let name = format!(
             "sweep-{}-{}-s{}-p{}",
             safe_segment(&self.config.common.table_name),
@@ -478,71 +475,40 @@ impl Segment<'_> {
             self.segment,
             state.page
         );
-        let mut encoders = EntityEncoders::new(&self.config.registry);
-        let mut quarantine = String::new();
-        for item in items {
-            let attrs = from_sdk_item(item.clone());
-            let ttl_micros = match item.get(&self.config.ttl_attribute) {
-                Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap_or(self.now_s) * 1_000_000,
-                _ => self.now_s * 1_000_000,
-            };
-            let seq = stream_seq(&ttl_micros.to_string());
-            let meta = RowMeta {
-                op: Op::Expire,
-                seq: &seq,
-                event_time_micros: ttl_micros,
-            };
-            if let Err(e) = encoders.append(&attrs, &meta) {
-                let line = json!({
-                    "source": FUNCTION,
-                    "area": "expired",
-                    "kind": e.kind(),
-                    "reason": e.to_string(),
-                    "attribute": e.attribute(),
-                    "item": dynabridge_shared::codec::dynamodb_json_map(attrs.iter()),
-                });
-                quarantine.push_str(&line.to_string());
-                quarantine.push('\n');
-            }
-        }
-        let batches = encoders
-            .finish()
-            .map_err(|e| DynabridgeError::Other(format!("encoding sweep page: {e}")))?;
-        let mut written = 0;
-        for (entity_name, batch) in batches {
-            let entity = self.config.registry.entity(&entity_name)?;
-            let props = writer_properties(
-                &ParquetOptions::default(),
-                &FileMeta::for_entity(&self.config.registry, entity),
-            )?;
-            let bytes = write_parquet(&batch.schema(), std::slice::from_ref(&batch), props)?;
-            let key = format!(
-                "{}{name}.parquet",
-                layout.partition(Area::Expired, &entity_name, day)
-            );
-            put_object(
-                &self.clients.s3,
-                &self.config.common.lake_bucket,
-                &key,
-                bytes,
-            )
-            .await?;
-            written += batch.num_rows();
-        }
-        if !quarantine.is_empty() {
-            written += quarantine.lines().count();
-            let key = layout.quarantine_key(FUNCTION, day, &format!("{name}.jsonl"));
-            self.clients
-                .s3
-                .put_object()
-                .bucket(&self.config.common.lake_bucket)
-                .key(key)
-                .body(quarantine.into_bytes().into())
-                .send()
-                .await
-                .map_err(|e| DynabridgeError::aws("S3", "PutObject", e))?;
-        }
-        Ok(written)
+        // `_seq` / `_event_time`: the moment the item expired (its TTL).
+        let seqs: Vec<(i64, String)> = items
+            .iter()
+            .map(|item| {
+                let micros = match item.get(&self.config.ttl_attribute) {
+                    Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap_or(self.now_s),
+                    _ => self.now_s,
+                } * 1_000_000;
+                (micros, stream_seq(&micros.to_string()))
+            })
+            .collect();
+        let rows: Vec<_> = items
+            .iter()
+            .zip(&seqs)
+            .map(|(item, (micros, seq))| {
+                let meta = RowMeta {
+                    op: Op::Expire,
+                    seq,
+                    event_time_micros: *micros,
+                };
+                (from_sdk_item(item.clone()), meta)
+            })
+            .collect();
+        let target = ItemsTarget {
+            s3: &self.clients.s3,
+            bucket: &self.config.common.lake_bucket,
+            layout: &layout,
+            area: Area::Expired,
+            source: FUNCTION,
+            day: day_of_micros(state.pass * 1_000_000).unwrap_or_default(),
+            name: &name,
+        };
+        let written = write_items(target, &self.config.registry, &rows).await?;
+        Ok(written.rows + written.quarantined)
     }
 
     /// Deletes each item if its TTL is still past and its content still has the archived

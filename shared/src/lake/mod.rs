@@ -7,6 +7,7 @@
 //! flushed row group as multipart parts so memory stays bounded by one row group plus one
 //! part, whatever the input size.
 
+pub mod items;
 pub mod layout;
 pub mod reader;
 pub mod writer;
