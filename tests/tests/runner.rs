@@ -31,7 +31,39 @@ fn local_runner_runs_every_function_and_leaves_a_lake_folder() {
             "{f} was not driven:\n{stdout}"
         );
     }
-    assert!(stdout.contains("TTL sweep deleted"), "{stdout}");
+    assert!(stdout.contains("TTL sweep (embedded)"), "{stdout}");
     assert!(data_dir.join("s3").join("dynabridge-lake").is_dir());
     assert!(data_dir.join("logs").join("stream-fanout.log").is_file());
+
+    // The lake is a plain folder any Parquet reader opens: pyarrow reads every file.
+    let lake = data_dir.join("s3").join("dynabridge-lake");
+    let python =
+        dynabridge_devstack::venv::venv_bin("python").expect("project venv (scripts/bootstrap)");
+    let script = r#"
+import sys, pathlib, pyarrow.parquet as pq
+files = sorted(pathlib.Path(sys.argv[1]).rglob("*.parquet"))
+rows = {}
+for f in files:
+    t = pq.read_table(f)
+    area = f.relative_to(sys.argv[1]).parts[0]
+    rows[area] = rows.get(area, 0) + t.num_rows
+    assert "_seq" in t.column_names and "_op" in t.column_names, f
+print(len(files), rows.get("cdc", 0), rows.get("expired", 0))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(counts[0] >= 4, "cdc + expired files: {counts:?}");
+    assert!(counts[1] > 0 && counts[2] > 0, "{counts:?}");
 }

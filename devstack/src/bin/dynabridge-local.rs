@@ -108,6 +108,11 @@ async fn main() -> Result<()> {
         println!("  {entity:<9} {count:>4}  ({})", v.join(", "));
     }
 
+    // DynamoDB's TTL process, run now: the expired sessions become service REMOVEs in the
+    // stream (EXPIRE rows for stream-fanout, archive input for ttl-cleanup).
+    let swept = stack.sweep_ttl().await?;
+    println!("DynamoDB TTL sweep (embedded): {swept} expired items deleted by the service");
+
     println!("functions");
     let logs_dir = data_dir.join("logs");
     std::fs::create_dir_all(&logs_dir)?;
@@ -120,11 +125,7 @@ async fn main() -> Result<()> {
 
     if let (Ok(sqs), Some(url)) = (stack.sqs(), &resources.events_queue_url) {
         let events = provision::drain_queue(&sqs, url, Duration::from_millis(500)).await?;
-        println!(
-            "domain events delivered to queue {}: {}",
-            resources.names.events_queue,
-            events.len()
-        );
+        print_events(&resources.names.events_queue, &events);
     }
 
     println!(
@@ -146,10 +147,83 @@ async fn main() -> Result<()> {
         for (k, v) in resources.function_env() {
             println!("  export {k}={v}");
         }
-        println!("Ctrl-C to stop.");
-        tokio::signal::ctrl_c().await?;
+        println!("changes written to the table now flow to stream-fanout live (Ctrl-C to stop):");
+        live(&stack, &resources, &logs_dir).await?;
     }
     Ok(())
+}
+
+/// Streams new table changes to stream-fanout until Ctrl-C, printing each batch, the CDC
+/// files it wrote and the events delivered.
+async fn live(stack: &LocalStack, resources: &Resources, logs_dir: &Path) -> Result<()> {
+    let Ok(binary) = workspace_binary("stream-fanout") else {
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    };
+    let spec = FunctionSpec {
+        name: "stream-fanout".into(),
+        binary,
+        env: Vec::new(),
+        memory_mb: 512,
+        timeout: Duration::from_secs(120),
+        log_file: Some(logs_dir.join("stream-fanout.log")),
+    }
+    .with_env(stack.aws_env())
+    .with_env(resources.function_env());
+    let mut function = FunctionProcess::new(spec).await?;
+    let mut poller = streams::StreamPoller::new(
+        stack.dynamodb_streams(),
+        stack.sqs().ok(),
+        &resources.stream_arn,
+        streams::MappingConfig {
+            starting_position: streams::StartingPosition::Latest,
+            tumbling_window: Some(Duration::from_secs(60)),
+            on_failure_queue_url: resources.stream_failure_queue_url.clone(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let cdc_root = stack
+        .lake_root()
+        .join(&resources.names.lake_bucket)
+        .join("cdc");
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            _ = ctrl_c.as_mut() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let deliveries = poller.drain(&mut function).await?;
+        for d in &deliveries {
+            println!(
+                "  batch of {} records → {}",
+                d.sequence_numbers.len(),
+                describe(&d.outcome)
+            );
+        }
+        if !deliveries.is_empty() {
+            print_tree(&cdc_root, 1)?;
+            if let (Ok(sqs), Some(url)) = (stack.sqs(), &resources.events_queue_url) {
+                let events = provision::drain_queue(&sqs, url, Duration::from_millis(300)).await?;
+                print_events(&resources.names.events_queue, &events);
+            }
+        }
+    }
+}
+
+fn print_events(queue: &str, bodies: &[String]) {
+    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+    for b in bodies {
+        let t = serde_json::from_str::<serde_json::Value>(b)
+            .ok()
+            .and_then(|v| v["detail-type"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "?".into());
+        *by_type.entry(t).or_default() += 1;
+    }
+    println!("domain events delivered to queue {queue}: {}", bodies.len());
+    for (t, n) in by_type {
+        println!("  {t:<24} {n:>4}");
+    }
 }
 
 fn attr_string(item: &sample::Item, name: &str) -> String {
@@ -189,15 +263,11 @@ async fn drive(
     let outcomes: Vec<(String, InvokeOutcome)> = match name {
         "stream-fanout" => stream_outcomes(&mut function, stack, resources, vec![]).await?,
         "ttl-cleanup" => {
-            let swept = stack.sweep_ttl().await?;
             let filter = json!({
                 "eventName": ["REMOVE"],
                 "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]}
             });
-            let mut out = vec![(
-                format!("TTL sweep deleted {swept} items"),
-                InvokeOutcome::Response(json!(null)),
-            )];
+            let mut out = Vec::new();
             out.extend(stream_outcomes(&mut function, stack, resources, vec![filter]).await?);
             let tick = schedule::scheduled_event("dynabridge-ttl-sweep", chrono::Utc::now(), None);
             out.push((
@@ -239,7 +309,8 @@ async fn stream_outcomes(
 ) -> Result<Vec<(String, InvokeOutcome)>> {
     let config = streams::MappingConfig {
         batch_size: 100,
-        maximum_retry_attempts: 0,
+        maximum_retry_attempts: 2,
+        tumbling_window: Some(Duration::from_secs(60)),
         on_failure_queue_url: resources.stream_failure_queue_url.clone(),
         filter_criteria,
         ..Default::default()
