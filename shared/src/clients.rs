@@ -11,13 +11,20 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+/// Attempts per control-table call (the SDK's default is 3).
+pub const CONTROL_MAX_ATTEMPTS: u32 = 10;
+
 /// The clients a function may use. Build once, clone freely.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     /// The loaded shared configuration (region, credentials, endpoints).
     pub sdk_config: SdkConfig,
-    /// DynamoDB (application and control tables).
+    /// DynamoDB (the application table).
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// DynamoDB for the control table: the same endpoint with a more patient retry policy
+    /// (10 attempts), because a checkpoint or idempotency write that fails *after* its side
+    /// effect happened turns into a duplicate on the retry.
+    pub control: aws_sdk_dynamodb::Client,
     /// S3 (the lake).
     pub s3: aws_sdk_s3::Client,
     /// EventBridge (domain events).
@@ -36,8 +43,14 @@ impl AwsClients {
         let s3_conf = aws_sdk_s3::config::Builder::from(&sdk_config)
             .force_path_style(s3_force_path_style)
             .build();
+        let control_conf = aws_sdk_dynamodb::config::Builder::from(&sdk_config)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(CONTROL_MAX_ATTEMPTS),
+            )
+            .build();
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
+            control: aws_sdk_dynamodb::Client::from_conf(control_conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             eventbridge: aws_sdk_eventbridge::Client::new(&sdk_config),
             sdk_config,

@@ -11,12 +11,21 @@ use std::sync::OnceLock;
 
 /// The variable naming the crash point, e.g. `sweep-after-archive`.
 pub const CRASH_AT: &str = "DYNABRIDGE_CRASH_AT";
+/// Optional marker file: when set, the process crashes only if the file does not exist yet
+/// (and creates it first), so a retry after the crash goes through.
+pub const CRASH_ONCE_FILE: &str = "DYNABRIDGE_CRASH_ONCE_FILE";
 
 /// Aborts the process if [`CRASH_AT`] names `point`.
 pub fn hit(point: &str) {
     static TARGET: OnceLock<Option<String>> = OnceLock::new();
     let target = TARGET.get_or_init(|| std::env::var(CRASH_AT).ok().filter(|v| !v.is_empty()));
     if target.as_deref() == Some(point) {
+        if let Ok(marker) = std::env::var(CRASH_ONCE_FILE) {
+            if std::path::Path::new(&marker).exists() {
+                return;
+            }
+            let _ = std::fs::write(&marker, point);
+        }
         tracing::error!(
             point,
             "crash point reached: aborting (test hook {CRASH_AT})"

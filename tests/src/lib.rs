@@ -4,6 +4,8 @@
 //! template's resources and runs real binaries through the harness. Nothing outlives a test:
 //! dropping the stack stops the servers and kills `moto_server`.
 
+pub mod invariants;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 

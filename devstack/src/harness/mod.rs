@@ -177,6 +177,7 @@ pub struct FunctionProcess {
     cold_starts: usize,
     last_spawn: Option<Instant>,
     first_next_after_spawn: Option<Duration>,
+    kill_schedule: VecDeque<Duration>,
 }
 
 impl std::fmt::Debug for FunctionProcess {
@@ -204,6 +205,7 @@ impl FunctionProcess {
             cold_starts: 0,
             last_spawn: None,
             first_next_after_spawn: None,
+            kill_schedule: VecDeque::new(),
         })
     }
 
@@ -369,6 +371,7 @@ impl FunctionProcess {
     }
 
     async fn wait_for(&mut self, request_id: &str, deadline: Instant) -> Result<InvokeOutcome> {
+        let kill_at = self.kill_schedule.pop_front().map(|d| Instant::now() + d);
         loop {
             let child = self
                 .child
@@ -419,6 +422,10 @@ impl FunctionProcess {
                     self.kill().await;
                     return Ok(InvokeOutcome::TimedOut);
                 }
+                _ = sleep_until_opt(kill_at) => {
+                    self.kill().await;
+                    return Ok(InvokeOutcome::Crashed { code: None, signal: Some(9) });
+                }
             }
         }
     }
@@ -430,9 +437,28 @@ impl FunctionProcess {
         }
     }
 
+    /// Crash injection: the next invocations are SIGKILLed after these delays (one per
+    /// invocation, in order; an invocation that answers first is not killed). The event
+    /// source then sees a crash, as with a Lambda killed mid-flight.
+    pub fn kill_after(&mut self, delays: impl IntoIterator<Item = Duration>) {
+        self.kill_schedule.extend(delays);
+    }
+
+    /// Kills scheduled but not used yet.
+    pub fn pending_kills(&self) -> usize {
+        self.kill_schedule.len()
+    }
+
     /// Time from the last exec to its first `GET /next`, once seen.
     pub fn last_init_duration(&self) -> Option<Duration> {
         self.first_next_after_spawn
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn handle(
     let batch = StreamBatch::parse(&event.payload)?;
     let shard = batch.checkpoint_shard();
     let seqs = batch.sequence_numbers();
-    let checkpoints = Checkpoints::new(clients.dynamodb.clone(), &config.common.control_table);
+    let checkpoints = Checkpoints::new(clients.control.clone(), &config.common.control_table);
     let sink = RangeSink::new(
         clients.s3.clone(),
         &config.common.lake_bucket,
@@ -114,6 +114,7 @@ pub async fn handle(
                 .write(&records, &shard, &range.first_seq, &range.last_seq)
                 .await?;
             sink.delete(&range.obsolete_outputs).await?;
+            dynabridge_shared::crashpoint::hit("cdc-after-write");
             Ok::<_, DynabridgeError>(report)
         }
         .await;

@@ -41,7 +41,7 @@ pub async fn archive(
     let batch = StreamBatch::parse(payload)?;
     let shard = batch.checkpoint_shard();
     let seqs = batch.sequence_numbers();
-    let checkpoints = Checkpoints::new(clients.dynamodb.clone(), &config.common.control_table);
+    let checkpoints = Checkpoints::new(clients.control.clone(), &config.common.control_table);
     let sink = RangeSink::new(
         clients.s3.clone(),
         &config.common.lake_bucket,

@@ -131,7 +131,7 @@ pub async fn cascade(
         }
     }
     clients
-        .dynamodb
+        .control
         .delete_item()
         .table_name(&config.common.control_table)
         .set_key(Some(pending_key))
@@ -204,7 +204,7 @@ async fn load_pending(
     key: &Item,
 ) -> Result<Option<Vec<(Item, String)>>, DynabridgeError> {
     let out = clients
-        .dynamodb
+        .control
         .get_item()
         .table_name(&config.common.control_table)
         .set_key(Some(key.clone()))
@@ -252,7 +252,7 @@ async fn save_pending(
         ),
     );
     clients
-        .dynamodb
+        .control
         .put_item()
         .table_name(&config.common.control_table)
         .set_item(Some(item))

@@ -83,7 +83,7 @@ pub async fn sweep(
     // first tick after its deadline, a running one is never doubled.
     let mut lease_config = IdempotencyConfig::new(&config.common.control_table, "ttl-sweep");
     lease_config.in_progress_floor = std::time::Duration::from_secs(1);
-    let idem = Idempotency::new(clients.dynamodb.clone(), lease_config);
+    let idem = Idempotency::new(clients.control.clone(), lease_config);
     let lease = match idem
         .claim(
             &config.common.table_name,
@@ -228,7 +228,7 @@ impl Segment<'_> {
     async fn load(&self) -> Result<State, DynabridgeError> {
         let out = self
             .clients
-            .dynamodb
+            .control
             .get_item()
             .table_name(&self.config.common.control_table)
             .set_key(Some(self.state_key()))
@@ -304,7 +304,7 @@ impl Segment<'_> {
             }
         }
         self.clients
-            .dynamodb
+            .control
             .put_item()
             .table_name(&self.config.common.control_table)
             .set_item(Some(item))
@@ -316,7 +316,7 @@ impl Segment<'_> {
 
     async fn clear(&self) -> Result<(), DynabridgeError> {
         self.clients
-            .dynamodb
+            .control
             .delete_item()
             .table_name(&self.config.common.control_table)
             .set_key(Some(self.state_key()))
@@ -589,7 +589,7 @@ async fn purge_control(
     let mut start = None;
     loop {
         let out = clients
-            .dynamodb
+            .control
             .scan()
             .table_name(&config.common.control_table)
             .filter_expression("#t < :now")
@@ -605,7 +605,7 @@ async fn purge_control(
                 .filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone())))
                 .collect();
             let r = clients
-                .dynamodb
+                .control
                 .delete_item()
                 .table_name(&config.common.control_table)
                 .set_key(Some(key))

@@ -206,6 +206,7 @@ impl EventSink<'_> {
             record_of_event.push(index);
         }
         let report = self.publisher.publish(&events).await;
+        crate::crashpoint::hit("events-after-put");
         let Some(failed) = report
             .first_failed()
             .and_then(|i| record_of_event.get(i).copied())
