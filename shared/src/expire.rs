@@ -79,16 +79,16 @@ pub enum ExpireOutcome {
     Failed(String),
 }
 
-/// Builds the condition (and placeholders) of a guarded expiry of the item with `key`.
-pub fn condition(
-    key: &Item,
-    unchanged: &Unchanged,
-    action: &ExpireAction,
-) -> Option<(
+/// A condition expression with its name and value placeholders.
+pub type Condition = (
     String,
     HashMap<String, String>,
     HashMap<String, AttributeValue>,
-)> {
+);
+
+/// Builds the condition (and placeholders) of a guarded expiry of the item with `key`;
+/// `None` when it would exceed DynamoDB's expression limit (or the key is empty).
+pub fn condition(key: &Item, unchanged: &Unchanged, action: &ExpireAction) -> Option<Condition> {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
     let mut clauses = Vec::new();
