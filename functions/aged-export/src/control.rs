@@ -4,7 +4,7 @@
 //!
 //! | pk | sk | what |
 //! |---|---|---|
-//! | `aged-export#<table>` | `run#<run id>` | `plan` (JSON), `status` (`RUNNING`/`COMPLETED`), `done` (NS of finished segments), `created_at_ms`, `completed_at_ms`, `manifest` |
+//! | `aged-export#<table>` | `run#<run id>` | `plan` (JSON), `status` (`RUNNING`/`COMPLETED`), `done` (NS of finished segments), `dispatched`, `created_at_ms`, `completed_at_ms`, `manifest` |
 //! | `aged-export#<table>` | `run#<run id>#seg#<nnnn>` | `status` (`RUNNING`/`DONE`), `lease_token`, `lease_expiry_ms`, `cursor`, `scan_done`, `next_part`, `files` (JSON), `stats` (JSON), `pending_actions` (S3 key), `pending_offset`, `attempts`, `updated_at_ms` |
 //!
 //! A segment is worked on by at most one invocation at a time: the **lease** is taken with a
@@ -142,6 +142,8 @@ pub struct Run {
     pub done: BTreeSet<u32>,
     /// Creation time, epoch ms.
     pub created_at_ms: u64,
+    /// Whether the first dispatch of every segment succeeded.
+    pub dispatched: bool,
 }
 
 /// A segment record.
@@ -281,6 +283,22 @@ impl Control {
             .await
             .map_err(|e| ddb_err("GetItem", e))?;
         out.item().map(parse_run).transpose()
+    }
+
+    /// Records that every segment of the run was dispatched once.
+    pub async fn mark_dispatched(&self, run_id: &str) -> Result<(), DynabridgeError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(format!("run#{run_id}"))))
+            .update_expression("SET #d = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#d", "dispatched")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| ddb_err("UpdateItem", e))?;
+        Ok(())
     }
 
     /// Records segment `segment` finished; returns the run as updated.
@@ -533,6 +551,7 @@ fn parse_run(item: &HashMap<String, AttributeValue>) -> Result<Run, DynabridgeEr
         status: get_s(item, "status").unwrap_or_default(),
         done,
         created_at_ms: get_n(item, "created_at_ms"),
+        dispatched: matches!(item.get("dispatched"), Some(AttributeValue::Bool(true))),
     })
 }
 

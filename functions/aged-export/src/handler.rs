@@ -185,6 +185,7 @@ pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, D
                         .dispatcher
                         .dispatch(&function_arn, events, &mut dispatched)
                         .await?;
+                    control.mark_dispatched(&plan.run_id).await?;
                     json!({"status": "started", "run_id": plan.run_id, "segments": plan.segments})
                 }
                 Err(existing) => {
@@ -195,6 +196,9 @@ pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, D
                         .dispatcher
                         .dispatch(&function_arn, events, &mut dispatched)
                         .await?;
+                    if !existing.dispatched {
+                        control.mark_dispatched(&plan.run_id).await?;
+                    }
                     json!({"status": "duplicate", "run_id": plan.run_id, "run_status": existing.status, "redispatched": n})
                 }
             }
@@ -320,7 +324,8 @@ async fn stale_segments(
             continue;
         }
         let stale = match records.iter().find(|(n, _)| *n == s) {
-            None => now.saturating_sub(run.created_at_ms) >= idle,
+            // Never started: its event was lost if the first dispatch did not finish.
+            None => !run.dispatched || now.saturating_sub(run.created_at_ms) >= idle,
             Some((_, seg)) => {
                 seg.status == RUNNING
                     && seg.lease_expiry_ms < now
