@@ -554,7 +554,7 @@ async fn crash_run(
         invoker.chaos = Some(Box::new(move |_event| {
             if kills < 3 && rng.below(2) == 0 {
                 kills += 1;
-                Some(Duration::from_millis(20 + rng.below(400)))
+                Some(Duration::from_millis(5 + rng.below(120)))
             } else {
                 None
             }
@@ -655,5 +655,6 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
             "seed {seed}: unexpected crash"
         );
     }
+    eprintln!("{killed} invocations killed over 20 seeds");
     assert!(killed >= 20, "only {killed} kills over 20 seeds");
 }
