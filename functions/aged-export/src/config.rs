@@ -41,7 +41,7 @@ pub mod vars {
     pub const PART_MAX_BYTES: &str = "DYNABRIDGE_EXPORT_PART_MAX_BYTES";
     /// Rows per Arrow batch handed to the Parquet writer (default 4,096).
     pub const BATCH_ROWS: &str = "DYNABRIDGE_EXPORT_BATCH_ROWS";
-    /// Rows per Parquet row group at most (default 65,536).
+    /// Rows per Parquet row group at most (default 16,384).
     pub const ROW_GROUP_ROWS: &str = "DYNABRIDGE_EXPORT_ROW_GROUP_ROWS";
     /// Bytes per Parquet row group at most (default 4 MiB).
     pub const ROW_GROUP_BYTES: &str = "DYNABRIDGE_EXPORT_ROW_GROUP_BYTES";
@@ -369,7 +369,7 @@ impl FunctionConfig for Config {
             batch_rows: positive(vars::BATCH_ROWS, env.parse_or(vars::BATCH_ROWS, 4096)?)?,
             row_group_rows: positive(
                 vars::ROW_GROUP_ROWS,
-                env.parse_or(vars::ROW_GROUP_ROWS, 65_536)?,
+                env.parse_or(vars::ROW_GROUP_ROWS, 16_384)?,
             )?,
             row_group_bytes: positive(
                 vars::ROW_GROUP_BYTES,
