@@ -328,7 +328,12 @@ async fn exports_exactly_the_aged_items_then_sets_their_ttl_once_per_tick() {
         serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["rows"], json!(expected.len()));
     assert_eq!(manifest["stats"]["quarantined"], 2);
-    assert_eq!(manifest["stats"]["expired"], json!(expected.len()));
+    assert_eq!(
+        manifest["stats"]["expired"],
+        json!(expected.len()),
+        "{}",
+        manifest["stats"]
+    );
     assert_eq!(
         manifest["registry_fingerprint"].as_str(),
         Some(registry.fingerprint())
