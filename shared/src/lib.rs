@@ -19,6 +19,10 @@
 //!   retried stream batch rewrites exactly the same output object; O(1) writes per batch.
 //! - [`writer`]: the DynamoDB batch writer (25-item chunks, key de-duplication, retries of
 //!   UnprocessedItems and throttling, AIMD concurrency, rate ceiling, guarded writes).
+//! - [`scan`]: resumable reads of a table or sparse index in independent segments (parallel
+//!   scan segments or index partitions) with checkpointable cursors.
+//! - [`expire`]: guarded expiry — set the TTL or delete an item only if it is unchanged since
+//!   it was read.
 //! - [`clock`] and [`retry`]: injectable time and full-jitter backoff for all of the above.
 //! - [`schema`]: the schema registry — entities, numbered versions, upcasts, fingerprints and
 //!   the BACKWARD compatibility check (`schema-check` binary).
@@ -47,10 +51,12 @@ pub mod config;
 pub mod crashpoint;
 pub mod error;
 pub mod events;
+pub mod expire;
 pub mod idempotency;
 pub mod lake;
 pub mod metrics;
 pub mod retry;
+pub mod scan;
 pub mod schema;
 pub mod stream;
 pub mod telemetry;

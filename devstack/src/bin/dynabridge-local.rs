@@ -17,6 +17,7 @@ use dynabridge_devstack::harness::{
 };
 use dynabridge_devstack::provision::{self, ResourceNames, Resources};
 use dynabridge_devstack::sample::{self, SampleSpec};
+use dynabridge_devstack::sources::async_invoke::AsyncInvoker;
 use dynabridge_devstack::sources::{schedule, streams};
 use dynabridge_devstack::{LocalStack, StackOptions};
 use serde_json::json;
@@ -250,7 +251,12 @@ async fn drive(
         log_file: Some(logs_dir.join(format!("{name}.log"))),
     }
     .with_env(stack.aws_env())
-    .with_env(resources.function_env());
+    .with_env(resources.function_env())
+    .with_env(if name == "aged-export" {
+        AGED_EXPORT_ENV.to_vec()
+    } else {
+        Vec::new()
+    });
     let mut function = FunctionProcess::new(spec).await?;
     let init = function.start().await;
     let init = match init {
@@ -276,14 +282,7 @@ async fn drive(
             ));
             out
         }
-        "aged-export" => {
-            let tick =
-                schedule::scheduled_event("dynabridge-aged-export", chrono::Utc::now(), None);
-            vec![(
-                "export schedule".into(),
-                function.invoke(&tick).await?.outcome,
-            )]
-        }
+        "aged-export" => aged_export_outcomes(function).await?,
         "incremental-sync" => {
             let tick =
                 schedule::scheduled_event("dynabridge-sync-catch-up", chrono::Utc::now(), None);
@@ -299,6 +298,59 @@ async fn drive(
         println!("    {what}: {}", describe(&outcome));
     }
     Ok(())
+}
+
+/// The local run exports what is older than a year (customers by `created_at`, orders by
+/// `placed_at`), in two segments on two execution environments, and sets the exported items'
+/// TTL 30 days out. Segment and continuation events go through the async-invocation driver.
+const AGED_EXPORT_ENV: [(&str, &str); 7] = [
+    ("DYNABRIDGE_EXPORT_DISPATCH", "response"),
+    ("DYNABRIDGE_EXPORT_AGE_DAYS", "365"),
+    ("DYNABRIDGE_EXPORT_AGE_ATTRIBUTES", "Order=placed_at"),
+    ("DYNABRIDGE_EXPORT_SEGMENTS", "2"),
+    ("DYNABRIDGE_EXPORT_ACTION", "ttl"),
+    ("DYNABRIDGE_EXPORT_GRACE_DAYS", "30"),
+    ("DYNABRIDGE_EXPORT_DEADLINE_RESERVE_MS", "10000"),
+];
+
+async fn aged_export_outcomes(function: FunctionProcess) -> Result<Vec<(String, InvokeOutcome)>> {
+    let second = FunctionProcess::new(function.spec().clone()).await?;
+    let mut envs = vec![function, second];
+    let tick = schedule::scheduled_event("dynabridge-aged-export", chrono::Utc::now(), None);
+    let deliveries = AsyncInvoker::default().drain(&mut envs, vec![tick]).await?;
+    let mut out = Vec::new();
+    let segments = deliveries
+        .iter()
+        .filter(|d| d.event.get("action").is_some())
+        .count();
+    out.push((
+        format!(
+            "export schedule: {} invocation(s) ({segments} segment/finalize events) on {} environments",
+            deliveries.len(),
+            envs.len()
+        ),
+        InvokeOutcome::Response(json!(null)),
+    ));
+    for d in &deliveries {
+        match &d.outcome {
+            InvokeOutcome::Response(r) if r["status"] == "completed" => {
+                let s = &r["stats"];
+                out.push((
+                    format!("run {} completed", r["run_id"].as_str().unwrap_or("?")),
+                    InvokeOutcome::Response(json!(format!(
+                        "{} rows in archive/, {} quarantined, {} TTLs set, {} kept (changed); manifest {}",
+                        r["rows"], s["quarantined"], s["expired"], s["kept_changed"],
+                        r["manifest"].as_str().unwrap_or("?")
+                    ))),
+                ));
+            }
+            outcome if outcome.is_function_error() => {
+                out.push(("invocation failed".into(), outcome.clone()));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 async fn stream_outcomes(

@@ -129,6 +129,23 @@ impl LakeLayout {
         )
     }
 
+    /// The folder of one export run's bookkeeping objects (manifest, completion marker, work
+    /// files): `<prefix>/archive/_runs/run=<run>/`. Spark and Auto Loader skip folders whose
+    /// name starts with `_`, so nothing here is mistaken for data.
+    pub fn archive_run_prefix(&self, run: &str) -> String {
+        let mut key = String::new();
+        if !self.prefix.is_empty() {
+            key.push_str(&self.prefix);
+            key.push('/');
+        }
+        key.push_str(&format!(
+            "{}/_runs/run={}/",
+            Area::Archive.as_str(),
+            safe_segment(run)
+        ));
+        key
+    }
+
     /// A quarantine object: `<prefix>/quarantine/source=<source>/dt=<day>/<name>`.
     pub fn quarantine_key(&self, source: &str, day: NaiveDate, name: &str) -> String {
         let mut key = String::new();
@@ -196,6 +213,7 @@ mod tests {
             root.quarantine_key("stream-fanout", day, "../x y.jsonl"),
             "quarantine/source=stream-fanout/dt=2026-11-21/.._x_y.jsonl"
         );
+        assert_eq!(root.archive_run_prefix("r1"), "archive/_runs/run=r1/");
         assert_eq!(day_of_micros(0), NaiveDate::from_ymd_opt(1970, 1, 1));
     }
 }
