@@ -19,6 +19,11 @@
 //!   retried stream batch rewrites exactly the same output object; O(1) writes per batch.
 //! - [`writer`]: the DynamoDB batch writer (25-item chunks, key de-duplication, retries of
 //!   UnprocessedItems and throttling, AIMD concurrency, rate ceiling, guarded writes).
+//! - [`progress`]: durable, forward-only positions of work spanning invocations (a large
+//!   file, an export), so a continuation or a takeover resumes exactly where work stopped.
+//! - [`continuation`]: handing the rest of the work to a new invocation before the deadline
+//!   (asynchronous self-invoke in AWS; returned in the response for the local harness).
+//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines.
 //! - [`clock`] and [`retry`]: injectable time and full-jitter backoff for all of the above.
 //! - [`schema`]: the schema registry — entities, numbered versions, upcasts, fingerprints and
 //!   the BACKWARD compatibility check (`schema-check` binary).
@@ -37,10 +42,13 @@ pub mod clients;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod continuation;
 pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod lake;
+pub mod metrics;
+pub mod progress;
 pub mod retry;
 pub mod schema;
 pub mod telemetry;

@@ -1,0 +1,107 @@
+//! CloudWatch metrics through the Embedded Metric Format (EMF): one JSON line on stdout per
+//! emission, which Lambda's log pipeline turns into metrics with no API call and no extra
+//! latency.
+//!
+//! EMF needs an `_aws` object at the top level of the line, which `tracing`'s JSON layer
+//! cannot produce (its fields are flat scalars), so lines are written to stdout directly,
+//! whole, under stdout's lock. Dimension values and metric names are chosen by the caller
+//! and must never carry item attribute values (keys and counts only, as for logs).
+
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+
+/// Default namespace of dynabridge's metrics.
+pub const NAMESPACE: &str = "dynabridge";
+
+/// The unit of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count.
+    Count,
+    /// Milliseconds.
+    Milliseconds,
+    /// Bytes.
+    Bytes,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Bytes => "Bytes",
+        }
+    }
+}
+
+/// The EMF document for `metrics` with `dimensions` (one dimension set) at `timestamp_ms`.
+pub fn emf_document(
+    namespace: &str,
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, f64, Unit)],
+    timestamp_ms: i64,
+) -> Value {
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for (k, v) in dimensions {
+        doc.insert((*k).to_string(), Value::String((*v).to_string()));
+    }
+    for (name, value, _) in metrics {
+        doc.insert((*name).to_string(), json!(value));
+    }
+    Value::Object(doc)
+}
+
+/// Writes one EMF line to stdout.
+pub fn emit(namespace: &str, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) {
+    let doc = emf_document(
+        namespace,
+        dimensions,
+        metrics,
+        chrono::Utc::now().timestamp_millis(),
+    );
+    let mut out = std::io::stdout().lock();
+    // A failed write to stdout cannot be reported anywhere better; losing a metric line
+    // must not fail the invocation.
+    let _ = writeln!(out, "{doc}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_has_the_emf_shape() {
+        let doc = emf_document(
+            NAMESPACE,
+            &[
+                ("Function", "incremental-sync"),
+                ("Reason", "ForeignBucket"),
+            ],
+            &[("ObjectsRejected", 1.0, Unit::Count)],
+            1_700_000_000_000,
+        );
+        let cw = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "dynabridge");
+        assert_eq!(cw["Dimensions"][0], json!(["Function", "Reason"]));
+        assert_eq!(cw["Metrics"][0]["Name"], "ObjectsRejected");
+        assert_eq!(cw["Metrics"][0]["Unit"], "Count");
+        assert_eq!(doc["Reason"], "ForeignBucket");
+        assert_eq!(doc["ObjectsRejected"], 1.0);
+        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+}
