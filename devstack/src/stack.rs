@@ -324,12 +324,19 @@ async fn serve_all(
         let _ = ddb_stop_tx.send(());
         let _ = s3_stop_tx.send(());
     };
-    // The DynamoDB server waits for in-flight requests; bound it so a hung client cannot
-    // keep the stack alive.
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(ddb, s3, stopper);
-    })
-    .await;
+    // Serve until the stop signal; then the DynamoDB server waits for in-flight requests:
+    // bound only that wait, so a hung client cannot keep the stack alive. (Bounding the
+    // whole serve stopped both servers 10 s after start.)
+    let servers = async {
+        tokio::join!(ddb, s3);
+    };
+    let mut servers = std::pin::pin!(servers);
+    tokio::select! {
+        _ = &mut servers => {}
+        _ = stopper => {
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut servers).await;
+        }
+    }
 }
 
 async fn serve_s3(

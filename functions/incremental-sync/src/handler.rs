@@ -230,7 +230,7 @@ async fn catch_up(
                 };
                 return out.continue_with(app, inv, state).await;
             }
-            let object = ObjectRef {
+            let mut object = ObjectRef {
                 bucket: config.common.lake_bucket.clone(),
                 key: obj.key().unwrap_or_default().to_string(),
                 etag: obj
@@ -253,6 +253,24 @@ async fn catch_up(
             if modified_s < cutoff_s {
                 *out.skipped.entry("older_than_lookback").or_default() += 1;
                 continue;
+            }
+            if object.etag.is_empty() {
+                // Some S3-compatible stores list without ETags; the key needs the real one.
+                let head = app
+                    .clients
+                    .s3
+                    .head_object()
+                    .bucket(&object.bucket)
+                    .key(&object.key)
+                    .send()
+                    .await
+                    .map_err(|e| DynabridgeError::aws("S3", "HeadObject", e))?;
+                object.etag = head
+                    .e_tag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string();
+                object.size = head.content_length().unwrap_or_default().max(0) as u64;
             }
             let key = object.idempotency_key();
             if let Some(rec) = app.idempotency.get(&key).await?

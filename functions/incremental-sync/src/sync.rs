@@ -956,8 +956,8 @@ fn progress_error(e: ProgressError) -> DynabridgeError {
     DynabridgeError::Other(e.to_string())
 }
 
-/// File-level schema check: every key column and (for files without `_schema_version`)
-/// every required field of the latest version is present, and no column is foreign to
+/// File-level schema check: every key column and (for files without `_schema_version` or
+/// `_op`) every required field of the latest version is present, and no column is foreign to
 /// every version of the entity. Row-level problems are left to the decoder.
 pub fn check_schema(entity: &Entity, schema: &SchemaRef) -> Result<(), String> {
     let latest = entity.latest();
@@ -968,7 +968,9 @@ pub fn check_schema(entity: &Entity, schema: &SchemaRef) -> Result<(), String> {
         .filter(|k| !has(&k.name))
         .map(|k| k.name.as_str())
         .collect();
-    if !has(COL_SCHEMA_VERSION) {
+    // With `_schema_version` the required fields depend on each row's version, and with
+    // `_op` a delete row needs only the key: the decoder checks those rows one by one.
+    if !has(COL_SCHEMA_VERSION) && !has(COL_OP) {
         missing.extend(
             latest
                 .fields()
