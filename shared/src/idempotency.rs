@@ -561,6 +561,10 @@ impl Idempotency {
     /// of its work to a continuation extends the claim past the hand-off, and the
     /// continuation extends it to its own deadline. Returns the lease with the new expiry.
     ///
+    /// The claim's token is rotated: the returned lease carries a new one and the old lease
+    /// is dead, so if the lease was handed to two invocations (an event delivered twice),
+    /// only the first to extend it goes on.
+    ///
     /// [`IdempotencyError::LeaseLost`] when the claim is no longer this lease's (it expired
     /// and was taken over, completed or released): the caller must stop.
     pub async fn extend(
@@ -569,6 +573,7 @@ impl Idempotency {
         in_progress_expiry_ms: u64,
     ) -> Result<Lease, IdempotencyError> {
         let pk = self.pk(&lease.key)?;
+        let token = new_token();
         let now = self.clock.now_ms();
         let expires_at_ms = now
             .saturating_add(duration_ms(self.config.record_ttl))
@@ -579,7 +584,7 @@ impl Idempotency {
             .table_name(&self.config.table)
             .key(A_PK, s(&pk))
             .key(A_SK, s(SK))
-            .update_expression("SET #ipe = :ipe, #exp = :exp, #ttl = :ttl")
+            .update_expression("SET #ipe = :ipe, #exp = :exp, #ttl = :ttl, #tok = :new_token")
             .condition_expression("#st = :in_progress AND #tok = :token")
             .expression_attribute_names("#st", A_STATUS)
             .expression_attribute_names("#tok", A_TOKEN)
@@ -591,11 +596,13 @@ impl Idempotency {
             .expression_attribute_values(":ipe", n(in_progress_expiry_ms))
             .expression_attribute_values(":exp", n(expires_at_ms))
             .expression_attribute_values(":ttl", n(ttl_epoch_seconds(expires_at_ms)))
+            .expression_attribute_values(":new_token", s(&token))
             .send()
             .await;
         match res {
             Ok(_) => Ok(Lease {
                 in_progress_expiry_ms,
+                token,
                 ..lease.clone()
             }),
             Err(SdkError::ServiceError(e))
