@@ -242,8 +242,9 @@ pub enum Claim {
     Completed(serde_json::Value),
 }
 
-/// Proof of holding a key, needed to complete or release it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Proof of holding a key, needed to complete or release it. Serializable, so work that
+/// spans invocations can hand it to a continuation (see [`Idempotency::extend`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
     /// The caller's idempotency key.
     pub key: String,
@@ -552,6 +553,66 @@ impl Idempotency {
                 other => Err(IdempotencyError::aws("TransactWriteItems", other)),
             },
             Err(e) => Err(IdempotencyError::aws("TransactWriteItems", &e)),
+        }
+    }
+
+    /// Extends a claim's in-progress expiry to `in_progress_expiry_ms` (and its record expiry
+    /// to at least that), for work that spans several invocations: a holder handing the rest
+    /// of its work to a continuation extends the claim past the hand-off, and the
+    /// continuation extends it to its own deadline. Returns the lease with the new expiry.
+    ///
+    /// The claim's token is rotated: the returned lease carries a new one and the old lease
+    /// is dead, so if the lease was handed to two invocations (an event delivered twice),
+    /// only the first to extend it goes on.
+    ///
+    /// [`IdempotencyError::LeaseLost`] when the claim is no longer this lease's (it expired
+    /// and was taken over, completed or released): the caller must stop.
+    pub async fn extend(
+        &self,
+        lease: &Lease,
+        in_progress_expiry_ms: u64,
+    ) -> Result<Lease, IdempotencyError> {
+        let pk = self.pk(&lease.key)?;
+        let token = new_token();
+        let now = self.clock.now_ms();
+        let expires_at_ms = now
+            .saturating_add(duration_ms(self.config.record_ttl))
+            .max(in_progress_expiry_ms);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.config.table)
+            .key(A_PK, s(&pk))
+            .key(A_SK, s(SK))
+            .update_expression("SET #ipe = :ipe, #exp = :exp, #ttl = :ttl, #tok = :new_token")
+            .condition_expression("#st = :in_progress AND #tok = :token")
+            .expression_attribute_names("#st", A_STATUS)
+            .expression_attribute_names("#tok", A_TOKEN)
+            .expression_attribute_names("#ipe", A_IN_PROGRESS_EXPIRY)
+            .expression_attribute_names("#exp", A_EXPIRES)
+            .expression_attribute_names("#ttl", A_TTL)
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .expression_attribute_values(":token", s(&lease.token))
+            .expression_attribute_values(":ipe", n(in_progress_expiry_ms))
+            .expression_attribute_values(":exp", n(expires_at_ms))
+            .expression_attribute_values(":ttl", n(ttl_epoch_seconds(expires_at_ms)))
+            .expression_attribute_values(":new_token", s(&token))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Lease {
+                in_progress_expiry_ms,
+                token,
+                ..lease.clone()
+            }),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(IdempotencyError::LeaseLost {
+                    key: lease.key.clone(),
+                })
+            }
+            Err(e) => Err(IdempotencyError::aws("UpdateItem", &e)),
         }
     }
 

@@ -23,6 +23,11 @@
 //!   scan segments or index partitions) with checkpointable cursors.
 //! - [`expire`]: guarded expiry — set the TTL or delete an item only if it is unchanged since
 //!   it was read.
+//! - [`progress`]: durable, forward-only positions of work spanning invocations (a large
+//!   file, an export), so a continuation or a takeover resumes exactly where work stopped.
+//! - [`continuation`]: handing the rest of the work to a new invocation before the deadline
+//!   (asynchronous self-invoke in AWS; returned in the response for the local harness).
+//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines.
 //! - [`clock`] and [`retry`]: injectable time and full-jitter backoff for all of the above.
 //! - [`schema`]: the schema registry — entities, numbered versions, upcasts, fingerprints and
 //!   the BACKWARD compatibility check (`schema-check` binary).
@@ -35,7 +40,6 @@
 //!   that writes a checkpointed range to the lake exactly once.
 //! - [`condition`]: conditions that make deletes and expiries safe ("unchanged since read").
 //! - [`crashpoint`]: named abort points the reliability tests use (no-op unless configured).
-//! - [`metrics`]: CloudWatch metrics as EMF log lines.
 //! - [`error`]: the [`error::DynabridgeError`] type and its mapping to Lambda diagnostics
 //!   (`errorType` / `errorMessage` posted to the Runtime API).
 //!
@@ -48,6 +52,7 @@ pub mod clock;
 pub mod codec;
 pub mod condition;
 pub mod config;
+pub mod continuation;
 pub mod crashpoint;
 pub mod error;
 pub mod events;
@@ -55,6 +60,7 @@ pub mod expire;
 pub mod idempotency;
 pub mod lake;
 pub mod metrics;
+pub mod progress;
 pub mod retry;
 pub mod scan;
 pub mod schema;

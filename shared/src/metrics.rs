@@ -1,15 +1,17 @@
-//! CloudWatch metrics in the Embedded Metric Format (EMF): one JSON line on stdout per
-//! flush, which Lambda's log pipeline turns into metrics without any API call (no latency, no
-//! PutMetricData cost, nothing to fail).
+//! CloudWatch metrics through the Embedded Metric Format (EMF): one JSON line on stdout per
+//! emission, which Lambda's log pipeline turns into metrics with no API call and no extra
+//! latency.
 //!
-//! Metric names are stable (they are what alarms and dashboards use); the dimension is the
-//! function name. Values are counts unless stated.
+//! EMF needs an `_aws` object at the top level of the line, which `tracing`'s JSON layer
+//! cannot produce (its fields are flat scalars), so lines are written to stdout directly,
+//! whole, under stdout's lock. Dimension values and metric names are chosen by the caller
+//! and must never carry item attribute values (keys and counts only, as for logs).
 
-use std::collections::BTreeMap;
+use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
-/// The namespace every dynabridge metric is published under.
+/// Default namespace of dynabridge's metrics.
 pub const NAMESPACE: &str = "dynabridge";
 
 /// The unit of a metric.
@@ -33,11 +35,57 @@ impl Unit {
     }
 }
 
-/// A set of metrics flushed together.
+/// The EMF document for `metrics` with `dimensions` (one dimension set) at `timestamp_ms`.
+pub fn emf_document(
+    namespace: &str,
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, f64, Unit)],
+    timestamp_ms: i64,
+) -> Value {
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for (k, v) in dimensions {
+        doc.insert((*k).to_string(), Value::String((*v).to_string()));
+    }
+    for (name, value, _) in metrics {
+        doc.insert((*name).to_string(), json!(value));
+    }
+    Value::Object(doc)
+}
+
+/// Writes one EMF line to stdout.
+pub fn emit(namespace: &str, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) {
+    let doc = emf_document(
+        namespace,
+        dimensions,
+        metrics,
+        chrono::Utc::now().timestamp_millis(),
+    );
+    let mut out = std::io::stdout().lock();
+    // A failed write to stdout cannot be reported anywhere better; losing a metric line
+    // must not fail the invocation.
+    let _ = writeln!(out, "{doc}");
+}
+
+/// A set of metrics of one function, accumulated during an invocation and flushed together
+/// as one EMF line with the `function` dimension.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     function: String,
-    values: BTreeMap<&'static str, (f64, Unit)>,
+    values: std::collections::BTreeMap<&'static str, (f64, Unit)>,
 }
 
 impl Metrics {
@@ -45,7 +93,7 @@ impl Metrics {
     pub fn new(function: &str) -> Self {
         Metrics {
             function: function.to_string(),
-            values: BTreeMap::new(),
+            values: Default::default(),
         }
     }
 
@@ -65,38 +113,25 @@ impl Metrics {
         self.values.get(name).map_or(0.0, |v| v.0)
     }
 
-    /// The EMF document for the current values.
-    pub fn to_emf(&self, timestamp_ms: i64) -> Value {
-        let definitions: Vec<Value> = self
-            .values
-            .iter()
-            .map(|(name, (_, unit))| json!({ "Name": name, "Unit": unit.as_str() }))
-            .collect();
-        let mut doc = Map::new();
-        doc.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [["function"]],
-                    "Metrics": definitions,
-                }]
-            }),
-        );
-        doc.insert("function".into(), json!(self.function));
-        for (name, (value, _)) in &self.values {
-            doc.insert((*name).to_string(), json!(value));
-        }
-        Value::Object(doc)
+    fn entries(&self) -> Vec<(&str, f64, Unit)> {
+        self.values.iter().map(|(n, (v, u))| (*n, *v, *u)).collect()
     }
 
-    /// Writes the EMF line to stdout (Lambda's log stream).
+    /// The EMF document for the current values.
+    pub fn to_emf(&self, timestamp_ms: i64) -> Value {
+        emf_document(
+            NAMESPACE,
+            &[("function", &self.function)],
+            &self.entries(),
+            timestamp_ms,
+        )
+    }
+
+    /// Writes the EMF line to stdout (Lambda's log stream); nothing when empty.
     pub fn flush(&self) {
-        if self.values.is_empty() {
-            return;
+        if !self.values.is_empty() {
+            emit(NAMESPACE, &[("function", &self.function)], &self.entries());
         }
-        println!("{}", self.to_emf(chrono::Utc::now().timestamp_millis()));
     }
 }
 
@@ -105,7 +140,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emf_document_declares_every_metric() {
+    fn document_has_the_emf_shape() {
+        let doc = emf_document(
+            NAMESPACE,
+            &[
+                ("function", "incremental-sync"),
+                ("Reason", "ForeignBucket"),
+            ],
+            &[("ObjectsRejected", 1.0, Unit::Count)],
+            1_700_000_000_000,
+        );
+        let cw = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "dynabridge");
+        assert_eq!(cw["Dimensions"][0], json!(["function", "Reason"]));
+        assert_eq!(cw["Metrics"][0]["Name"], "ObjectsRejected");
+        assert_eq!(cw["Metrics"][0]["Unit"], "Count");
+        assert_eq!(doc["Reason"], "ForeignBucket");
+        assert_eq!(doc["ObjectsRejected"], 1.0);
+        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn accumulated_metrics_declare_every_metric() {
         let mut m = Metrics::new("stream-fanout");
         m.count("RecordsIn", 3);
         m.count("RecordsIn", 2);
@@ -114,7 +170,6 @@ mod tests {
         assert_eq!(doc["RecordsIn"], 5.0);
         assert_eq!(doc["function"], "stream-fanout");
         let defs = &doc["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(defs["Namespace"], NAMESPACE);
         assert_eq!(defs["Dimensions"], json!([["function"]]));
         assert_eq!(defs["Metrics"].as_array().unwrap().len(), 2);
         assert_eq!(m.get("DurationMs"), 12.5);

@@ -9,6 +9,8 @@ pub mod invariants;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod sync;
+
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynabridge_devstack::provision::{self, ResourceNames, Resources};

@@ -32,6 +32,14 @@ fn local_runner_runs_every_function_and_leaves_a_lake_folder() {
         );
     }
     assert!(stdout.contains("TTL sweep (embedded)"), "{stdout}");
+    // incremental-sync: the Spark-written fixtures dropped into inbound/ arrive in DynamoDB.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("item ORDER#1/ORDER in DynamoDB:") && l.contains("total=12345.67")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("_SUCCESS: refused Hidden"), "{stdout}");
     assert!(data_dir.join("s3").join("dynabridge-lake").is_dir());
     assert!(data_dir.join("logs").join("stream-fanout.log").is_file());
 

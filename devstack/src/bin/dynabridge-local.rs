@@ -256,7 +256,10 @@ async fn drive(
         AGED_EXPORT_ENV.to_vec()
     } else {
         Vec::new()
-    });
+    })
+    // No Lambda service locally: continuations come back in the response and are invoked
+    // here (see docs/functions/incremental-sync.md).
+    .with_env([("DYNABRIDGE_CONTINUATION_MODE", "return")]);
     let mut function = FunctionProcess::new(spec).await?;
     let init = function.start().await;
     let init = match init {
@@ -283,14 +286,7 @@ async fn drive(
             out
         }
         "aged-export" => aged_export_outcomes(function).await?,
-        "incremental-sync" => {
-            let tick =
-                schedule::scheduled_event("dynabridge-sync-catch-up", chrono::Utc::now(), None);
-            vec![(
-                "catch-up schedule".into(),
-                function.invoke(&tick).await?.outcome,
-            )]
-        }
+        "incremental-sync" => sync_outcomes(&mut function, stack, resources).await?,
         _ => vec![],
     };
     println!("  {name:<17} {init}");
@@ -351,6 +347,147 @@ async fn aged_export_outcomes(function: FunctionProcess) -> Result<Vec<(String, 
         }
     }
     Ok(out)
+}
+
+/// Drops Spark-written Parquet files (committed fixtures, written by
+/// `tests/python/spark_inbound.py`) into `inbound/<Entity>/`, as a Databricks job would, with
+/// Spark's `_SUCCESS` marker; sends their S3 "Object Created" events, follows continuations,
+/// runs the catch-up schedule and shows the items that arrived in DynamoDB.
+async fn sync_outcomes(
+    function: &mut FunctionProcess,
+    stack: &LocalStack,
+    resources: &Resources,
+) -> Result<Vec<(String, InvokeOutcome)>> {
+    use dynabridge_devstack::sources::s3_events::{object_created_event, object_info};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/incremental-sync");
+    let s3 = stack.s3();
+    let bucket = &resources.names.lake_bucket;
+    let mut out = Vec::new();
+    let mut keys = Vec::new();
+    for (file, entity) in [
+        ("Customer-part-00000.snappy.parquet", "Customer"),
+        ("Order-part-00000.snappy.parquet", "Order"),
+    ] {
+        let body = std::fs::read(fixtures.join(file)).with_context(|| format!("fixture {file}"))?;
+        for (key, body) in [
+            (format!("inbound/{entity}/part-00000.snappy.parquet"), body),
+            (format!("inbound/{entity}/_SUCCESS"), Vec::new()),
+        ] {
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(body.into())
+                .send()
+                .await
+                .with_context(|| format!("PutObject {key}"))?;
+            keys.push(key);
+        }
+    }
+    for key in &keys {
+        let info = object_info(&s3, bucket, key).await?;
+        let mut event = Some(object_created_event(&info, "PutObject"));
+        let mut hops = 0;
+        while let Some(ev) = event.take() {
+            let outcome = function.invoke(&ev).await?.outcome;
+            let summary = match &outcome {
+                InvokeOutcome::Response(v) => {
+                    event = v.get("continuation").filter(|c| !c.is_null()).cloned();
+                    let f = &v["files"][0];
+                    let counts = &f["counts"];
+                    if counts.is_null() {
+                        json!(format!(
+                            "{} {}",
+                            f["status"].as_str().unwrap_or("?"),
+                            f["reason"].as_str().unwrap_or("")
+                        ))
+                    } else {
+                        json!(format!(
+                            "{} (written {}, deleted {}, rejected {})",
+                            f["status"].as_str().unwrap_or("?"),
+                            counts["written"],
+                            counts["deleted"],
+                            counts["rejected"],
+                        ))
+                    }
+                }
+                _ => json!(null),
+            };
+            let label = if hops == 0 {
+                format!("S3 event s3://{bucket}/{key}")
+            } else {
+                format!("  continuation {hops}")
+            };
+            hops += 1;
+            out.push((
+                label,
+                match summary {
+                    serde_json::Value::Null => outcome,
+                    s => InvokeOutcome::Response(s),
+                },
+            ));
+        }
+    }
+    let tick = schedule::scheduled_event("dynabridge-sync-catch-up", chrono::Utc::now(), None);
+    out.push((
+        "catch-up schedule".into(),
+        function.invoke(&tick).await?.outcome,
+    ));
+    let ddb = stack.dynamodb();
+    for (pk, sk) in [
+        ("CUSTOMER#1", "PROFILE"),
+        ("CUSTOMER#2", "PROFILE"),
+        ("ORDER#1", "ORDER"),
+        ("ORDER#2", "ORDER"),
+    ] {
+        let item = ddb
+            .get_item()
+            .table_name(&resources.names.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await?
+            .item;
+        let shown = match item {
+            Some(item) => {
+                let mut names: Vec<&String> = item.keys().collect();
+                names.sort();
+                let fields: Vec<String> = names
+                    .iter()
+                    .filter(|k| !matches!(k.as_str(), "pk" | "sk"))
+                    .map(|k| format!("{k}={}", show_value(&item[*k])))
+                    .collect();
+                fields.join(" ")
+            }
+            None => "(absent)".into(),
+        };
+        out.push((
+            format!("item {pk}/{sk} in DynamoDB"),
+            InvokeOutcome::Response(json!(shown)),
+        ));
+    }
+    Ok(out)
+}
+
+fn show_value(v: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::S(s) => s.clone(),
+        A::N(n) => n.clone(),
+        A::Bool(b) => b.to_string(),
+        A::Ss(s) | A::Ns(s) => format!("[{}]", s.join(",")),
+        A::M(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let inner: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", show_value(&m[*k])))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        A::B(b) => format!("<{} bytes>", b.as_ref().len()),
+        other => format!("{other:?}"),
+    }
 }
 
 async fn stream_outcomes(

@@ -72,6 +72,47 @@ impl BatchDecoder {
             .collect()
     }
 
+    /// Decodes row `row` of `batch` (see [`BatchDecoder::decode`]).
+    pub fn decode_one(&self, batch: &RecordBatch, row: usize) -> Result<DecodedRow, ItemError> {
+        self.decode_row(batch, row)
+    }
+
+    /// Decodes only the table's key columns and the named fields of the latest version from
+    /// row `row`, ignoring every other column: what a delete needs (the key, and perhaps the
+    /// attribute a guarded delete compares). Missing keys are errors; a missing named field
+    /// is simply absent.
+    pub fn decode_columns(
+        &self,
+        batch: &RecordBatch,
+        row: usize,
+        names: &[&str],
+    ) -> Result<Attributes, ItemError> {
+        let latest = self.entity.latest();
+        let mut item = Attributes::new();
+        for key in latest.keys() {
+            let value = match batch.column_by_name(&key.name) {
+                Some(array) => value_at(&key.ty, array, row, &key.name)?,
+                None => None,
+            };
+            let value = value.ok_or_else(|| ItemError::Missing {
+                attribute: key.name.clone(),
+            })?;
+            item.insert(key.name.clone(), value);
+        }
+        for field in latest
+            .fields()
+            .iter()
+            .filter(|f| names.contains(&f.name.as_str()))
+        {
+            if let Some(array) = batch.column_by_name(&field.name)
+                && let Some(v) = value_at(&field.ty, array, row, &field.name)?
+            {
+                item.insert(field.name.clone(), v);
+            }
+        }
+        Ok(item)
+    }
+
     fn decode_row(&self, batch: &RecordBatch, row: usize) -> Result<DecodedRow, ItemError> {
         let latest = self.entity.latest().version();
         let stored_version = match batch.column_by_name(COL_SCHEMA_VERSION) {

@@ -1,5 +1,5 @@
 //! The lake: where files go ([`layout`]), how they are written ([`writer`]) and read back
-//! ([`reader`]).
+//! ([`reader`]), including straight from S3 one row group at a time ([`remote`]).
 //!
 //! Files are Spark-safe Parquet, ZSTD-compressed, with bounded row groups and key-value
 //! metadata naming the entity, schema version and fingerprints ([`FileMeta`]). Small outputs
@@ -10,10 +10,12 @@
 pub mod items;
 pub mod layout;
 pub mod reader;
+pub mod remote;
 pub mod writer;
 
 pub use layout::{Area, LakeLayout, day_of_micros, safe_segment};
-pub use reader::{parquet_reader, read_parquet};
+pub use reader::{int96_schema_hint, parquet_reader, read_parquet};
+pub use remote::{ObjectFailure, S3ParquetObject, open_row_group};
 pub use writer::{
     FileMeta, LakeFileWriter, ParquetOptions, UploadSummary, put_object, write_parquet,
     writer_properties,

@@ -43,6 +43,29 @@ pub fn parquet_reader(
     Ok(builder.with_batch_size(batch_size.max(1)).build()?)
 }
 
+/// The Arrow schema to read a file with so that every INT96 column comes back as µs UTC
+/// (`None` when the file has no INT96 column and the inferred schema is right as is). Pass it
+/// to [`ArrowReaderOptions::with_schema`] with any reader, in memory or remote
+/// ([`crate::lake::remote`]).
+pub fn int96_schema_hint(
+    parquet_schema: &parquet::schema::types::SchemaDescriptor,
+    inferred: &Schema,
+) -> Option<Schema> {
+    let int96: Vec<String> = parquet_schema
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == PhysicalType::INT96)
+        .map(|c| c.path().string())
+        .collect();
+    if int96.is_empty() {
+        return None;
+    }
+    Some(Schema::new_with_metadata(
+        hint_fields(inferred.fields(), "", &int96),
+        inferred.metadata().clone(),
+    ))
+}
+
 /// Reads a whole Parquet file held in memory.
 pub fn read_parquet(bytes: Bytes) -> Result<Vec<RecordBatch>, LakeError> {
     parquet_reader(bytes, 8192)?
