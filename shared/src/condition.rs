@@ -76,7 +76,6 @@ pub fn unchanged(item: &HashMap<String, AttributeValue>) -> Condition {
 /// sorted set members and canonical numbers): equal iff the item did not change. Lets a
 /// resumed run check "unchanged since archived" from a compact record instead of the item.
 pub fn item_fingerprint(item: &HashMap<String, AttributeValue>) -> String {
-    use sha2::Digest;
     fn canon(v: &AttributeValue) -> serde_json::Value {
         use serde_json::json;
         let num = |n: &str| crate::writer::normalize_number(n);
@@ -110,8 +109,8 @@ pub fn item_fingerprint(item: &HashMap<String, AttributeValue>) -> String {
     }
     let doc: serde_json::Map<String, serde_json::Value> =
         item.iter().map(|(k, v)| (k.clone(), canon(v))).collect();
-    let digest = sha2::Sha256::digest(serde_json::Value::Object(doc).to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    // Keys sorted by our own code, whatever serde_json's map order is.
+    crate::idempotency::payload_hash(&serde_json::Value::Object(doc))
 }
 
 /// The numeric attribute `name` exists and is below `bound` (e.g. a TTL still in the past).

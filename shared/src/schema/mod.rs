@@ -31,7 +31,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde_dynamo::AttributeValue;
-use sha2::{Digest, Sha256};
 
 use crate::config::Env;
 pub use error::{ItemError, SchemaError};
@@ -153,7 +152,7 @@ impl Registry {
     /// Validates a parsed registry definition.
     pub fn from_def(def: RegistryDef) -> Result<Self, SchemaError> {
         validate_registry(&def)?;
-        let fingerprint = sha256_hex(&canonical_json(&def));
+        let fingerprint = fingerprint_of(&def);
         let mut entities = Vec::with_capacity(def.entities.len());
         for e in &def.entities {
             let mut versions = Vec::with_capacity(e.versions.len());
@@ -181,12 +180,12 @@ impl Registry {
                             })?;
                     }
                 }
-                let fingerprint = sha256_hex(&canonical_json(&serde_json::json!({
+                let fingerprint = fingerprint_of(&serde_json::json!({
                     "entity": e.name,
                     "version": v.version,
                     "keys": def.keys,
                     "fields": v.fields,
-                })));
+                }));
                 versions.push(EntityVersion {
                     entity: e.name.clone(),
                     version: v.version,
@@ -467,15 +466,12 @@ fn compile_upcast(entity: &str, version: i64, u: &Upcast) -> Result<CompiledUpca
 
 /// Canonical JSON: serde's declaration order for structs, sorted keys for maps
 /// (`serde_json::Value` objects are B-tree maps), no whitespace.
-fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Going through `Value` sorts object keys; serialising plain structs cannot fail.
+/// SHA-256 of the value's canonical JSON (object keys sorted by our own code: serde_json's
+/// `preserve_order` feature, which feature unification can switch on, must not change it).
+fn fingerprint_of<T: serde::Serialize>(value: &T) -> String {
+    // Serialising plain structs cannot fail.
     let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-    serde_json::to_vec(&v).unwrap_or_default()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::idempotency::payload_hash(&v)
 }
 
 fn invalid(context: impl Into<String>, reason: impl Into<String>) -> SchemaError {
