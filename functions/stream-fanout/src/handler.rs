@@ -27,7 +27,6 @@ use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::checkpoint::{Checkpoints, Scope};
 use dynabridge_shared::clients::AwsClients;
 use dynabridge_shared::codec::Op;
-use dynabridge_shared::events::EventPublisher;
 use dynabridge_shared::lake::layout::{Area, LakeLayout};
 use dynabridge_shared::metrics::{Metrics, Unit};
 use dynabridge_shared::stream::publish::EventSink;
@@ -139,19 +138,14 @@ pub async fn handle(
     let mut events_failed_from = None;
     let durable_end = cdc_failed_from.unwrap_or(batch.records.len());
     if config.publish.is_enabled() && durable_end > 0 {
-        let publisher = EventPublisher::new(
+        let events = EventSink::new(
+            &config.common,
             clients.eventbridge.clone(),
-            &config.common.event_bus,
-            &config.common.event_source,
+            &checkpoints,
+            &config.registry,
+            &config.consumer,
+            &shard,
         );
-        let events = EventSink {
-            checkpoints: &checkpoints,
-            publisher: &publisher,
-            registry: &config.registry,
-            table: &config.common.table_name,
-            bucket: &config.common.lake_bucket,
-            scope: Scope::new(&config.consumer, &shard, "events"),
-        };
         // A record's entity comes from this invocation's CDC write, or (records an earlier
         // attempt made durable) from the same validation; quarantined records have none.
         let located = |index: usize| {

@@ -13,7 +13,6 @@ use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::checkpoint::{Checkpoints, Scope};
 use dynabridge_shared::clients::AwsClients;
 use dynabridge_shared::codec::Op;
-use dynabridge_shared::events::EventPublisher;
 use dynabridge_shared::lake::layout::{Area, LakeLayout};
 use dynabridge_shared::metrics::Metrics;
 use dynabridge_shared::stream::publish::EventSink;
@@ -121,19 +120,14 @@ pub async fn archive(
     let mut events_put = 0;
     let durable_end = failed_from.unwrap_or(batch.records.len());
     if config.publish.is_enabled() && durable_end > 0 {
-        let publisher = EventPublisher::new(
+        let events = EventSink::new(
+            &config.common,
             clients.eventbridge.clone(),
-            &config.common.event_bus,
-            &config.common.event_source,
+            &checkpoints,
+            &config.registry,
+            &config.consumer,
+            &shard,
         );
-        let events = EventSink {
-            checkpoints: &checkpoints,
-            publisher: &publisher,
-            registry: &config.registry,
-            table: &config.common.table_name,
-            bucket: &config.common.lake_bucket,
-            scope: Scope::new(&config.consumer, &shard, "events"),
-        };
         let located = |index: usize| {
             if !archived(&batch.records[index]) {
                 return None;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::checkpoint::{Checkpoints, Scope};
 use crate::codec::{Op, stream_seq};
+use crate::config::CommonConfig;
 use crate::error::DynabridgeError;
 use crate::events::{DomainEvent, EventPublisher, PublishReport, item_to_json};
 use crate::schema::{Attributes, Registry};
@@ -125,18 +126,12 @@ const PUBLISHED: &str = "published:";
 /// The event sink of a stream consumer.
 #[derive(Debug)]
 pub struct EventSink<'a> {
-    /// The control-table checkpoints.
-    pub checkpoints: &'a Checkpoints,
-    /// The EventBridge publisher.
-    pub publisher: &'a EventPublisher,
-    /// The registry (images are upcast to the latest version).
-    pub registry: &'a Registry,
-    /// The application table's name (in the detail).
-    pub table: &'a str,
-    /// The lake bucket (claim checks).
-    pub bucket: &'a str,
-    /// The checkpoint scope (consumer, shard, sink `events`).
-    pub scope: Scope,
+    checkpoints: &'a Checkpoints,
+    publisher: EventPublisher,
+    registry: &'a Registry,
+    table: &'a str,
+    bucket: &'a str,
+    scope: Scope,
 }
 
 /// What [`EventSink::publish`] did.
@@ -148,7 +143,27 @@ pub struct PublishOutcome {
     pub report: PublishReport,
 }
 
-impl EventSink<'_> {
+impl<'a> EventSink<'a> {
+    /// The sink of `consumer` on `shard`: events go to the common config's bus and source,
+    /// progress is checkpointed under sink `events`.
+    pub fn new(
+        common: &'a CommonConfig,
+        eventbridge: aws_sdk_eventbridge::Client,
+        checkpoints: &'a Checkpoints,
+        registry: &'a Registry,
+        consumer: &str,
+        shard: &str,
+    ) -> Self {
+        EventSink {
+            checkpoints,
+            publisher: EventPublisher::new(eventbridge, &common.event_bus, &common.event_source),
+            registry,
+            table: &common.table_name,
+            bucket: &common.lake_bucket,
+            scope: Scope::new(consumer, shard, "events"),
+        }
+    }
+
     /// Publishes the events of `batch.records[..durable_end]` that the checkpoint has not
     /// seen yet, in order. `located(index)` gives a record's entity and, when known, the lake
     /// object holding it (`None` entity: the record was quarantined; no event).
