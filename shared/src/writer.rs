@@ -51,8 +51,8 @@ use aws_sdk_dynamodb::types::{
 use tokio::sync::Notify;
 
 use crate::clock::{Clock, Sleeper, SystemClock};
-use crate::retry::RateLimiter;
 use crate::error::render_chain;
+use crate::retry::RateLimiter;
 
 /// Most requests in one `BatchWriteItem` call.
 pub const MAX_BATCH_ITEMS: usize = 25;
