@@ -26,14 +26,14 @@ impl Condition {
         let mut expr = other.expression.clone();
         // Longest placeholders first so `#c1` does not rewrite the start of `#c10`.
         let mut names: Vec<_> = other.names.into_iter().collect();
-        names.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        names.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
         for (k, v) in names {
             let fresh = format!("#x{}", self.names.len());
             expr = expr.replace(&k, &fresh);
             self.names.insert(fresh, v);
         }
         let mut values: Vec<_> = other.values.into_iter().collect();
-        values.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        values.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
         for (k, v) in values {
             let fresh = format!(":x{}", self.values.len());
             expr = expr.replace(&k, &fresh);
