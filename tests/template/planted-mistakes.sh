@@ -73,7 +73,18 @@ plant sam-property 't = t.replace("ScheduleExpression: !Ref ExportSchedule", "Sc
 expect_failure sam-property "ScheduleExpresion" \
   "$root/scripts/validate-template" "$work/sam-property.yaml"
 
-# 5. An allow-listed wildcard passes the wildcard check; the allow-list needs a reason.
+# 5. dynabridge's own stream-mapping rules: no tumbling window (no shardId), PF > 1, no TTL filter.
+plant no-tumbling-window 'import re; t = re.sub(r"\n +TumblingWindowInSeconds: !Ref StreamTumblingWindowSeconds", "", t, count=1)'
+expect_failure no-tumbling-window "StreamFanoutStreamMapping: TumblingWindowInSeconds must be set" \
+  "$root/scripts/validate-template" "$work/no-tumbling-window.yaml"
+plant parallelization 't = t.replace("ParallelizationFactor: 1", "ParallelizationFactor: 4", 1)'
+expect_failure parallelization "ParallelizationFactor must be 1" \
+  "$venv/bin/python" "$root/scripts/check_stream_mappings.py" "$work/parallelization.yaml"
+plant no-ttl-filter 't = t.replace("\"eventName\":[\"REMOVE\"],", "", 1)'
+expect_failure no-ttl-filter "TtlCleanupStreamMapping: ttl-cleanup must filter on TTL deletions" \
+  "$venv/bin/python" "$root/scripts/check_stream_mappings.py" "$work/no-ttl-filter.yaml"
+
+# 6. An allow-listed wildcard passes the wildcard check; the allow-list needs a reason.
 plant allow-listed 't = t.replace("              - Sid: Checkpoints\n", "              # dynabridge-allow-wildcard: NeedsStar AWS offers no resource-level permission here\n              - Sid: NeedsStar\n                Effect: Allow\n                Action: xray:PutTraceSegments\n                Resource: \"*\"\n              - Sid: Checkpoints\n", 1)'
 expect_success allow-listed \
   "$venv/bin/python" "$root/scripts/check_iam_wildcards.py" "$work/allow-listed.yaml"
@@ -81,7 +92,7 @@ plant allow-listed-no-reason 't = t.replace("              - Sid: Checkpoints\n"
 expect_failure allow-listed-no-reason "NeedsStar has no reason" \
   "$venv/bin/python" "$root/scripts/check_iam_wildcards.py" "$work/allow-listed-no-reason.yaml"
 
-# 6. The template as committed passes everything.
+# 7. The template as committed passes everything.
 expect_success clean-template "$root/scripts/validate-template" "$root/template.yaml"
 
 if [ "$failures" -gt 0 ]; then
