@@ -319,17 +319,21 @@ async fn serve_all(
         }
     };
     let s3 = serve_s3(s3_listener, fs, s3_stop_rx);
-    let stopper = async move {
-        let _ = shutdown.await;
-        let _ = ddb_stop_tx.send(());
-        let _ = s3_stop_tx.send(());
+    let servers = async move {
+        tokio::join!(ddb, s3);
     };
-    // The DynamoDB server waits for in-flight requests; bound it so a hung client cannot
-    // keep the stack alive.
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(ddb, s3, stopper);
-    })
-    .await;
+    tokio::pin!(servers);
+    tokio::select! {
+        _ = &mut servers => {}
+        _ = shutdown => {
+            let _ = ddb_stop_tx.send(());
+            let _ = s3_stop_tx.send(());
+            // The DynamoDB server waits for in-flight requests; bound the *shutdown* so a
+            // hung client cannot keep the stack alive (the servers themselves run for as
+            // long as the stack does).
+            let _ = tokio::time::timeout(Duration::from_secs(10), servers).await;
+        }
+    }
 }
 
 async fn serve_s3(
