@@ -234,7 +234,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
     eprintln!("{}", ctx.results.markdown());
     eprintln!("results: {}", out.join("results.md").display());
     if !args.keep_data {
-        let _ = std::fs::remove_dir_all(&data_dir);
+        // Everything generated goes, except the results when they were written in there.
+        for entry in std::fs::read_dir(&data_dir)?.flatten() {
+            let path = entry.path();
+            if out.starts_with(&path) {
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        let _ = std::fs::remove_dir(&data_dir);
     }
     if crashed.is_empty() {
         Ok(())
