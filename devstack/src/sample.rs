@@ -259,6 +259,155 @@ pub fn generate(spec: &SampleSpec) -> Vec<Item> {
     items
 }
 
+/// An endless, deterministic stream of sample items for benchmarks and large loads: the
+/// same entities and mix as [`generate`] (each customer followed by its 0–4 orders; a session
+/// after every other customer), enriched with the optional fields of the latest versions
+/// (`address.geo` decimals, `avatar` / `attachments` binaries, `discount` doubles,
+/// `shipped_on` dates, 38-digit `ref_number`s, `expires_at` epochs) so every column type of
+/// `schemas/example.json` is exercised. Items are ~0.3–1 KB. The same seed and `now` always
+/// give the same sequence, whatever length is taken from it.
+#[derive(Debug, Clone)]
+pub struct SampleStream {
+    rng: Rng,
+    now: DateTime<Utc>,
+    customers: usize,
+    orders: usize,
+    sessions: usize,
+    pending: std::collections::VecDeque<Item>,
+}
+
+impl SampleStream {
+    /// A stream for `seed`, with ages and TTLs relative to `now`.
+    pub fn new(seed: u64, now: DateTime<Utc>) -> Self {
+        SampleStream {
+            rng: Rng::new(seed),
+            now,
+            customers: 0,
+            orders: 0,
+            sessions: 0,
+            pending: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let rng = &mut self.rng;
+        let c = self.customers;
+        self.customers += 1;
+        let id = format!("{:07}", c + 1);
+        let mut cust = customer(rng, &id, self.now, c);
+        enrich_customer(rng, &mut cust);
+        self.pending.push_back(cust);
+        for _ in 0..rng.below(5) {
+            self.orders += 1;
+            let version = if self.orders.is_multiple_of(4) { 1 } else { 2 };
+            let oid = format!("{:08}", self.orders);
+            let mut o = order(rng, &oid, &format!("CUSTOMER#{id}"), self.now, version);
+            enrich_order(rng, &mut o, self.now);
+            self.pending.push_back(o);
+        }
+        if c % 2 == 1 {
+            self.sessions += 1;
+            let sid = format!("{:07}", self.sessions);
+            let expired = self.sessions.is_multiple_of(3);
+            self.pending
+                .push_back(session(rng, &sid, self.customers, self.now, expired));
+        }
+    }
+}
+
+impl Iterator for SampleStream {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        while self.pending.is_empty() {
+            self.refill();
+        }
+        self.pending.pop_front()
+    }
+}
+
+fn decimal(rng: &mut Rng, whole: u64, scale: u32) -> String {
+    let frac = rng.below(10u64.pow(scale));
+    let sign = if rng.below(2) == 0 { "" } else { "-" };
+    format!(
+        "{sign}{}.{frac:0width$}",
+        rng.below(whole),
+        width = scale as usize
+    )
+}
+
+fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.below(256) as u8).collect()
+}
+
+fn enrich_customer(rng: &mut Rng, item: &mut Item) {
+    let v2 = matches!(item.get("schema_version"), Some(AttributeValue::N(v)) if v == "2");
+    if !v2 {
+        return;
+    }
+    if let Some(AttributeValue::M(address)) = item.get_mut("address") {
+        address.insert(
+            "geo".into(),
+            AttributeValue::M(HashMap::from([
+                ("lat".to_string(), n(decimal(rng, 90, 6))),
+                ("lon".to_string(), n(decimal(rng, 180, 6))),
+            ])),
+        );
+    }
+    if rng.below(2) == 0 {
+        let len = 48 + rng.below(48) as usize;
+        item.insert("avatar".into(), AttributeValue::B(bytes(rng, len).into()));
+    }
+    if rng.below(4) == 0 {
+        let mut docs: Vec<Vec<u8>> = (0..1 + rng.below(3))
+            .map(|i| {
+                let mut b = bytes(rng, 24);
+                b[0] = i as u8;
+                b
+            })
+            .collect();
+        docs.sort();
+        docs.dedup();
+        item.insert(
+            "attachments".into(),
+            AttributeValue::Bs(docs.into_iter().map(Into::into).collect()),
+        );
+    }
+}
+
+fn enrich_order(rng: &mut Rng, item: &mut Item, now: DateTime<Utc>) {
+    let v2 = matches!(item.get("schema_version"), Some(AttributeValue::N(v)) if v == "2");
+    if !v2 {
+        return;
+    }
+    if rng.below(3) == 0 {
+        item.insert("discount".into(), n(format!("0.{:02}", 1 + rng.below(60))));
+    }
+    if matches!(item.get("status"), Some(AttributeValue::S(s)) if s == "SHIPPED" || s == "DELIVERED")
+    {
+        let day = (now - Duration::days(rng.below(365) as i64)).date_naive();
+        item.insert("shipped_on".into(), s(day.format("%Y-%m-%d").to_string()));
+    }
+    // Payment references are 38-digit numbers: exact, never a float.
+    let digits: String = (0..38)
+        .map(|i| {
+            let d = if i == 0 {
+                1 + rng.below(9)
+            } else {
+                rng.below(10)
+            };
+            char::from(b'0' + d as u8)
+        })
+        .collect();
+    item.insert("ref_number".into(), n(digits));
+    if rng.below(5) == 0 {
+        item.insert(
+            "expires_at".into(),
+            n((now + Duration::days(30 + rng.below(365) as i64)).timestamp()),
+        );
+    }
+}
+
 /// The entity of a sample item (by key prefix / `entity_type`, as the registry selects it).
 pub fn entity_of(item: &Item) -> &'static str {
     match item.get("pk") {
