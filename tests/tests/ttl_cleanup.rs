@@ -464,3 +464,33 @@ async fn an_expiry_cascades_to_children_archived_first_and_a_crash_mid_cascade_k
         "parent and children archived exactly once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_events_run_through_the_handler() {
+    let e = env(false).await.unwrap();
+    let mut f = cleanup(&e, &[], Duration::from_secs(60)).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/ttl-cleanup");
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+
+    let batch = read("ttl-expire-batch.json");
+    let n = batch["Records"].as_array().unwrap().len();
+    let inv = f.invoke(&batch).await.unwrap();
+    assert!(
+        matches!(&inv.outcome, InvokeOutcome::Response(v) if v["batchItemFailures"] == json!([])),
+        "{inv:?}"
+    );
+    let rows = expired_rows(&e);
+    assert_eq!(
+        rows.len(),
+        n,
+        "every TTL deletion of the sample is archived"
+    );
+    assert!(rows.iter().all(|r| r.op() == "EXPIRE"));
+
+    let inv = f.invoke(&read("sweep-schedule.json")).await.unwrap();
+    let resp = inv.outcome.response().unwrap_or_else(|| panic!("{inv:?}"));
+    assert_eq!(resp["mode"], "sweep");
+    assert_eq!(resp["complete"], true);
+}
