@@ -33,7 +33,10 @@ pub fn items(seed: u64) -> SampleStream {
 
 /// DynamoDB-JSON of an item (`{"pk": {"S": ...}, ...}`).
 pub fn item_json(item: &Item) -> Value {
-    serde_json::to_value(serde_dynamo::Item::from(item.clone())).unwrap_or(Value::Null)
+    // Keys sorted by the codec's own code: serde_json's map order depends on its
+    // `preserve_order` feature, which feature unification may switch on.
+    let attrs = dynabridge_shared::codec::from_sdk_item(item.clone());
+    dynabridge_shared::codec::dynamodb_json_map(attrs.iter())
 }
 
 /// Writes `n` items of `seed` as DynamoDB-JSON lines; returns the bytes written.

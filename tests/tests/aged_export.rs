@@ -548,9 +548,11 @@ async fn crash_run(
         ],
     );
     let mut fns = functions(&env, 1, Duration::from_millis(1500)).await;
+    // A killed invocation holds its segment lease until its deadline (1.5 s): retries must
+    // outlast it even on a loaded machine (200 × 100 ms).
     let mut invoker = AsyncInvoker {
-        max_retries: 50,
-        retry_delay: Duration::from_millis(20),
+        max_retries: 200,
+        retry_delay: Duration::from_millis(100),
         ..Default::default()
     };
     if let Some(seed) = chaos_seed {
