@@ -34,6 +34,14 @@ impl Dispatcher {
         }
     }
 
+    /// Whether a dispatched event is durable as soon as [`Dispatcher::dispatch`] returns. In
+    /// response mode it is not: the events live in a response a crash can lose, so the run is
+    /// never marked dispatched and a duplicate tick re-sends segments that never started
+    /// (their leases make a second delivery harmless).
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Dispatcher::Lambda(_))
+    }
+
     /// Sends `events` to `function_arn`; in response mode appends them to `returned`.
     pub async fn dispatch(
         &self,

@@ -185,7 +185,9 @@ pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, D
                         .dispatcher
                         .dispatch(&function_arn, events, &mut dispatched)
                         .await?;
-                    control.mark_dispatched(&plan.run_id).await?;
+                    if state.dispatcher.is_durable() {
+                        control.mark_dispatched(&plan.run_id).await?;
+                    }
                     json!({"status": "started", "run_id": plan.run_id, "segments": plan.segments})
                 }
                 Err(existing) => {
@@ -196,7 +198,7 @@ pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, D
                         .dispatcher
                         .dispatch(&function_arn, events, &mut dispatched)
                         .await?;
-                    if !existing.dispatched {
+                    if !existing.dispatched && state.dispatcher.is_durable() {
                         control.mark_dispatched(&plan.run_id).await?;
                     }
                     json!({"status": "duplicate", "run_id": plan.run_id, "run_status": existing.status, "redispatched": n})
