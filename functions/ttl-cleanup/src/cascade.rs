@@ -16,7 +16,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::clients::AwsClients;
 use dynabridge_shared::codec::{Op, RowMeta, from_sdk_item, stream_seq, to_sdk_item};
-use dynabridge_shared::condition::{item_fingerprint, unchanged};
+use dynabridge_shared::condition::item_fingerprint;
+
+use crate::guarded_delete::{Outcome, delete_if_unchanged};
 use dynabridge_shared::lake::items::{ItemsTarget, write_items};
 use dynabridge_shared::lake::layout::{Area, LakeLayout, day_of_micros, safe_segment};
 use dynabridge_shared::stream::ChangeRecord;
@@ -94,40 +96,11 @@ pub async fn cascade(
         }
     };
     for (key, fingerprint) in &children {
-        let current = clients
-            .dynamodb
-            .get_item()
-            .table_name(&config.common.table_name)
-            .set_key(Some(key.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| DynabridgeError::aws("DynamoDB", "GetItem", e))?;
-        let Some(item) = current.item() else { continue };
-        if item_fingerprint(item) != *fingerprint {
-            report.kept_changed += 1;
-            continue;
-        }
-        let cond = unchanged(item);
-        let r = clients
-            .dynamodb
-            .delete_item()
-            .table_name(&config.common.table_name)
-            .set_key(Some(key.clone()))
-            .condition_expression(cond.expression)
-            .set_expression_attribute_names(Some(cond.names))
-            .set_expression_attribute_values(Some(cond.values))
-            .send()
-            .await;
-        match r {
-            Ok(_) => report.deleted += 1,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                report.kept_changed += 1
-            }
-            Err(e) => return Err(DynabridgeError::aws("DynamoDB", "DeleteItem", e)),
+        let table = &config.common.table_name;
+        match delete_if_unchanged(&clients.dynamodb, table, key, fingerprint, None, None).await? {
+            Outcome::Deleted => report.deleted += 1,
+            Outcome::Changed => report.kept_changed += 1,
+            Outcome::Gone => {}
         }
     }
     clients

@@ -4,6 +4,7 @@
 mod archive;
 mod cascade;
 mod config;
+mod guarded_delete;
 mod handler;
 mod sweep;
 

@@ -35,7 +35,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::clients::AwsClients;
 use dynabridge_shared::codec::{Op, RowMeta, from_sdk_item, stream_seq};
-use dynabridge_shared::condition::{item_fingerprint, number_below, unchanged};
+use dynabridge_shared::condition::{item_fingerprint, number_below};
+
+use crate::guarded_delete::{Outcome, delete_if_unchanged};
 use dynabridge_shared::idempotency::{Claim, Idempotency, IdempotencyConfig, IdempotencyError};
 use dynabridge_shared::lake::items::{ItemsTarget, write_items};
 use dynabridge_shared::lake::layout::{Area, LakeLayout, day_of_micros, safe_segment};
@@ -519,51 +521,20 @@ impl Segment<'_> {
         report: &mut SweepReport,
     ) -> Result<(), DynabridgeError> {
         for (key, fingerprint) in items {
-            let current = self
-                .clients
-                .dynamodb
-                .get_item()
-                .table_name(&self.config.common.table_name)
-                .set_key(Some(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| DynabridgeError::aws("DynamoDB", "GetItem", e))?;
-            let Some(item) = current.item() else {
-                continue; // already gone (DynamoDB's TTL or a user got there first)
-            };
-            if item_fingerprint(item) != *fingerprint {
-                report.kept_changed += 1;
-                continue;
-            }
-            if let Some(limiter) = &self.limiter {
-                let wait = limiter.reserve(1, chrono::Utc::now().timestamp_millis().max(0) as u64);
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-            let cond =
-                unchanged(item).and(number_below(&self.config.ttl_attribute, self.now_s + 1));
-            let result = self
-                .clients
-                .dynamodb
-                .delete_item()
-                .table_name(&self.config.common.table_name)
-                .set_key(Some(key.clone()))
-                .condition_expression(cond.expression)
-                .set_expression_attribute_names(Some(cond.names))
-                .set_expression_attribute_values(Some(cond.values))
-                .send()
-                .await;
-            match result {
-                Ok(_) => report.deleted += 1,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    report.kept_changed += 1;
-                }
-                Err(e) => return Err(DynabridgeError::aws("DynamoDB", "DeleteItem", e)),
+            let ttl_past = number_below(&self.config.ttl_attribute, self.now_s + 1);
+            match delete_if_unchanged(
+                &self.clients.dynamodb,
+                &self.config.common.table_name,
+                key,
+                fingerprint,
+                Some(ttl_past),
+                self.limiter.as_deref(),
+            )
+            .await?
+            {
+                Outcome::Deleted => report.deleted += 1,
+                Outcome::Changed => report.kept_changed += 1,
+                Outcome::Gone => {}
             }
         }
         Ok(())
