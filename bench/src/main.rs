@@ -65,6 +65,11 @@ enum Command {
     },
 }
 
+// The functions' allocator (shared::boot), so `convert` measures what a function does; the
+// serde_json floor runs with it too.
+#[global_allocator]
+static GLOBAL_ALLOCATOR: dynabridge_shared::boot::Allocator = dynabridge_shared::boot::ALLOCATOR;
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {

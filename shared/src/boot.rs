@@ -31,8 +31,19 @@ pub async fn cold_start<C: FunctionConfig>() -> Result<(C, AwsClients), Dynabrid
     Ok((config, clients))
 }
 
+/// The global allocator of every function binary (installed by [`lambda_main!`]).
+///
+/// mimalloc instead of the system allocator: decoding stream images, DynamoDB-JSON and Arrow
+/// buffers is allocation-heavy, and a profile of stream-fanout on glibc spent about 40% of
+/// its CPU in `malloc`/`free` (docs/decisions.md, "Allocator").
+pub type Allocator = mimalloc::MiMalloc;
+
+/// The allocator value for `#[global_allocator]`.
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
+
 /// Defines `main` for a function crate: [`cold_start`] with the given config type, then the
-/// Lambda runtime loop calling `handler(&config, &clients, event)` for each invocation.
+/// Lambda runtime loop calling `handler(&config, &clients, event)` for each invocation. It
+/// also installs [`ALLOCATOR`] as the global allocator.
 ///
 /// ```ignore
 /// mod config;
@@ -42,6 +53,9 @@ pub async fn cold_start<C: FunctionConfig>() -> Result<(C, AwsClients), Dynabrid
 #[macro_export]
 macro_rules! lambda_main {
     ($config:ty, $handler:path) => {
+        #[global_allocator]
+        static GLOBAL_ALLOCATOR: $crate::boot::Allocator = $crate::boot::ALLOCATOR;
+
         #[tokio::main]
         async fn main() -> Result<(), lambda_runtime::Error> {
             let (config, clients) = $crate::boot::cold_start::<$config>().await?;

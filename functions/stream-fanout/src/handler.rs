@@ -61,7 +61,7 @@ pub async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<Value, DynabridgeError> {
     let started = Instant::now();
-    let batch = StreamBatch::parse(&event.payload)?;
+    let batch = StreamBatch::from_payload(event.payload)?;
     let shard = batch.checkpoint_shard();
     let seqs = batch.sequence_numbers();
     let checkpoints = Checkpoints::new(clients.control.clone(), &config.common.control_table);

@@ -110,7 +110,13 @@ pub struct StreamBatch {
 impl StreamBatch {
     /// Parses a Lambda payload (plain or tumbling-window envelope).
     pub fn parse(payload: &Value) -> Result<Self, DynabridgeError> {
-        let Some(records) = payload.get("Records").and_then(Value::as_array) else {
+        Self::from_payload(payload.clone())
+    }
+
+    /// Parses a Lambda payload it owns: each record's JSON moves into its [`BatchRecord`]
+    /// instead of being copied (the handlers' path).
+    pub fn from_payload(mut payload: Value) -> Result<Self, DynabridgeError> {
+        let Some(Value::Array(records)) = payload.get_mut("Records").map(Value::take) else {
             return Err(DynabridgeError::InvalidEvent(
                 "stream event without a Records array".into(),
             ));
@@ -125,7 +131,7 @@ impl StreamBatch {
             .and_then(Value::as_str)
             .map(str::to_string);
         let mut parsed = Vec::with_capacity(records.len());
-        for (i, raw) in records.iter().enumerate() {
+        for (i, raw) in records.into_iter().enumerate() {
             let Some(seq) = raw
                 .pointer("/dynamodb/SequenceNumber")
                 .and_then(Value::as_str)
@@ -141,10 +147,8 @@ impl StreamBatch {
                     .and_then(Value::as_str)
                     .map(str::to_string);
             }
-            parsed.push(BatchRecord {
-                change: decode_record(raw, seq),
-                raw: raw.clone(),
-            });
+            let change = decode_record(&raw, seq);
+            parsed.push(BatchRecord { change, raw });
         }
         // Lambda delivers a shard's records in order; anything else would break the
         // checkpoint's contiguity, so refuse it loudly.
@@ -197,7 +201,8 @@ fn decode_record(raw: &Value, seq: &str) -> Result<ChangeRecord, Poison> {
     let image = |name: &str| -> Result<Option<Attributes>, Poison> {
         match raw.pointer(&format!("/dynamodb/{name}")) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value::<serde_dynamo::Item>(v.clone())
+            // Deserialized straight from the parsed tree, without copying it first.
+            Some(v) => <serde_dynamo::Item as serde::Deserialize>::deserialize(v)
                 .map(|i| Some(i.into_inner()))
                 .map_err(|e| poison(seq, "MalformedRecord", format!("dynamodb.{name}: {e}"))),
         }
