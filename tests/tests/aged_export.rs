@@ -533,6 +533,23 @@ fn removed_items_are_in_the_lake(
     removed
 }
 
+/// What disturbs a run: seeded kills, fault-proxy endpoints, the function timeout.
+struct Chaos {
+    seed: Option<u64>,
+    aws_env: Option<Vec<(String, String)>>,
+    timeout: Duration,
+}
+
+impl Chaos {
+    fn none() -> Self {
+        Chaos {
+            seed: None,
+            aws_env: None,
+            timeout: CRASH_TIMEOUT,
+        }
+    }
+}
+
 /// A run of the binary with its environment pointing at per-run tables and bucket.
 async fn crash_run(
     stack: &LocalStack,
@@ -541,9 +558,7 @@ async fn crash_run(
     items: &[Item],
     action: &str,
     now: DateTime<Utc>,
-    chaos_seed: Option<u64>,
-    aws_env: Option<Vec<(String, String)>>,
-    timeout: Duration,
+    chaos: Chaos,
 ) -> (
     BTreeMap<String, Attributes>,
     Vec<String>,
@@ -586,6 +601,11 @@ async fn crash_run(
             ("DYNABRIDGE_EXPORT_DEADLINE_RESERVE_MS", "300"),
         ],
     );
+    let Chaos {
+        seed: chaos_seed,
+        aws_env,
+        timeout,
+    } = chaos;
     if let Some(aws) = aws_env {
         // The fault proxies' endpoints instead of the stack's.
         for (k, v) in aws {
@@ -646,9 +666,7 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
             &items,
             action,
             now,
-            None,
-            None,
-            CRASH_TIMEOUT,
+            Chaos::none(),
         )
         .await;
         references.insert(action, (table, rows));
@@ -664,9 +682,10 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
             &items,
             action,
             now,
-            Some(seed),
-            None,
-            CRASH_TIMEOUT,
+            Chaos {
+                seed: Some(seed),
+                ..Chaos::none()
+            },
         )
         .await;
         killed += deliveries.iter().filter(|d| d.killed).count();
@@ -717,9 +736,7 @@ async fn under_injected_faults_the_output_is_that_of_a_fault_free_run() {
             &items,
             action,
             now,
-            None,
-            None,
-            CRASH_TIMEOUT,
+            Chaos::none(),
         )
         .await;
         // ≥ 20 % of the calls fail: scans, conditional deletes and TTL updates (some applied
@@ -823,9 +840,11 @@ async fn under_injected_faults_the_output_is_that_of_a_fault_free_run() {
             &items,
             action,
             now,
-            None,
-            Some(faulty.aws_env()),
-            Duration::from_secs(5),
+            Chaos {
+                seed: None,
+                aws_env: Some(faulty.aws_env()),
+                timeout: Duration::from_secs(5),
+            },
         )
         .await;
         let stats = faulty.stats();

@@ -700,6 +700,17 @@ async fn under_injected_faults_and_a_crash_every_deleted_item_is_archived_exactl
         .collect();
     let v = archived_exactly_once(&before, &after, &archived, &changed);
     assert!(v.is_clean(), "{v:?}");
+    let deleted: Vec<String> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .map(|k| k.replacen('|', "/", 1))
+        .collect();
+    let unarchived =
+        dynabridge_e2e::invariants::deleted_items_archived(&deleted, &expired_rows(&e));
+    assert!(
+        unarchived.is_empty(),
+        "deleted but not archived: {unarchived:?}"
+    );
     // Exactly the overdue, unchanged items are gone.
     let mut kept: Vec<String> = after.keys().cloned().collect();
     kept.sort();
