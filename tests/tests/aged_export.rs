@@ -860,7 +860,17 @@ async fn under_injected_faults_the_output_is_that_of_a_fault_free_run() {
             "{action}: run did not complete: {last:?}"
         );
         assert_eq!(rows, ref_rows, "{action}: archive rows differ");
-        assert_eq!(table, ref_table, "{action}: table differs");
+        let keys: std::collections::BTreeSet<&String> =
+            table.keys().chain(ref_table.keys()).collect();
+        let differing: Vec<(&String, Option<&Attributes>, Option<&Attributes>)> = keys
+            .into_iter()
+            .filter(|k| table.get(*k) != ref_table.get(*k))
+            .map(|k| (k, table.get(k), ref_table.get(k)))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{action}: table differs from the fault-free run (key, faulty, reference): {differing:?}"
+        );
         removed +=
             removed_items_are_in_the_lake(&format!("faults {action}"), &originals, &table, &rows);
         assert!(

@@ -389,13 +389,13 @@ async fn incremental_sync_under_injected_faults_applies_every_row_once() {
             Service::S3,
             "ListObjectsV2",
             Fault::InternalError,
-            0.20,
+            0.25,
         ))
         .rule(FaultRule::on(
             Service::DynamoDb,
             "BatchWriteItem",
             Fault::Throttle,
-            0.15,
+            0.20,
         ))
         .rule(FaultRule::on(
             Service::DynamoDb,
