@@ -425,7 +425,7 @@ async fn incremental_sync_under_injected_faults_applies_every_row_once() {
             Service::DynamoDb,
             "GetItem",
             Fault::InternalError,
-            0.30,
+            0.35,
         ))
         .rule(FaultRule::on(
             Service::EventBridge,
