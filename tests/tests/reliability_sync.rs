@@ -197,10 +197,8 @@ async fn check_invariants(e: &Env, cases: &[FileCase], crashes: usize) -> (usize
     for c in cases {
         assert_eq!(completed_records(e, &c.key).await.unwrap(), 1, "{}", c.key);
         if !c.guarded {
-            let registry_event = upload_event_again(e, &c.key).await;
-            let r = run_chain_redelivered(&mut f, &registry_event, 0)
-                .await
-                .unwrap();
+            let again = upload_event_again(e, &c.key).await;
+            let r = run_chain_redelivered(&mut f, &again, 0).await.unwrap();
             assert_eq!(file_reports(&r.responses)[0]["status"], "duplicate");
         }
     }
