@@ -8,18 +8,33 @@
 //! deployment) it is a no-op costing one cached lookup.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The variable naming the crash point, e.g. `sweep-after-archive`.
 pub const CRASH_AT: &str = "DYNABRIDGE_CRASH_AT";
 /// Optional marker file: when set, the process crashes only if the file does not exist yet
 /// (and creates it first), so a retry after the crash goes through.
 pub const CRASH_ONCE_FILE: &str = "DYNABRIDGE_CRASH_ONCE_FILE";
+/// Optional: how many times the process passes the point before it crashes there (default
+/// 0: the first time). Lets a seeded test pick the n-th batch, the n-th checkpoint, ...
+pub const CRASH_SKIP: &str = "DYNABRIDGE_CRASH_SKIP";
 
 /// Aborts the process if [`CRASH_AT`] names `point`.
 pub fn hit(point: &str) {
     static TARGET: OnceLock<Option<String>> = OnceLock::new();
     let target = TARGET.get_or_init(|| std::env::var(CRASH_AT).ok().filter(|v| !v.is_empty()));
     if target.as_deref() == Some(point) {
+        static SKIP: OnceLock<u64> = OnceLock::new();
+        static PASSED: AtomicU64 = AtomicU64::new(0);
+        let skip = *SKIP.get_or_init(|| {
+            std::env::var(CRASH_SKIP)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        });
+        if PASSED.fetch_add(1, Ordering::SeqCst) < skip {
+            return;
+        }
         if let Ok(marker) = std::env::var(CRASH_ONCE_FILE) {
             if std::path::Path::new(&marker).exists() {
                 return;

@@ -237,3 +237,54 @@ pub async fn receive(
     out.extend(extra.iter().filter_map(|b| serde_json::from_str(b).ok()));
     out
 }
+
+/// The key id of an item: `pk|sk` (string keys).
+pub fn key_id(item: &dynabridge_shared::schema::Attributes) -> String {
+    let s = |k: &str| match item.get(k) {
+        Some(serde_dynamo::AttributeValue::S(v)) => v.clone(),
+        other => format!("{other:?}"),
+    };
+    format!("{}|{}", s("pk"), s("sk"))
+}
+
+/// Every item of `table` (consistent scan), by [`key_id`].
+pub async fn table_items(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<std::collections::BTreeMap<String, dynabridge_shared::schema::Attributes>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        for item in page.items() {
+            let item = dynabridge_shared::codec::from_sdk_item(item.clone());
+            out.insert(key_id(&item), item);
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The events of `detail_type` received on a queue within `wait` (bodies parsed).
+pub async fn events_of(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    detail_type: &str,
+    wait: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    provision::drain_queue(sqs, url, wait)
+        .await
+        .expect("queue")
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter(|v| v["detail-type"] == detail_type)
+        .collect()
+}

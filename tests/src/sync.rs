@@ -110,6 +110,30 @@ pub fn orders_file(
     rows_per_group: usize,
     deletes: &[usize],
 ) -> Result<Bytes> {
+    let ops: Vec<&str> = if deletes.is_empty() {
+        Vec::new()
+    } else {
+        (0..items.len())
+            .map(|i| {
+                if deletes.contains(&i) {
+                    "DELETE"
+                } else {
+                    "UPSERT"
+                }
+            })
+            .collect()
+    };
+    orders_file_with_ops(registry, items, rows_per_group, &ops)
+}
+
+/// A lake-format Parquet file of Order items with `_op` set row by row from `ops` (any text,
+/// so a test can plant refused verbs); an empty `ops` keeps the encoder's `SNAPSHOT`.
+pub fn orders_file_with_ops(
+    registry: &Registry,
+    items: &[Attributes],
+    rows_per_group: usize,
+    ops: &[&str],
+) -> Result<Bytes> {
     let entity = registry.entity("Order")?;
     let mut enc = BatchEncoder::new(entity);
     for (i, it) in items.iter().enumerate() {
@@ -125,19 +149,10 @@ pub fn orders_file(
         .map_err(|e| anyhow!("row {i}: {e}"))?;
     }
     let mut batch = enc.finish()?;
-    if !deletes.is_empty() {
-        let ops: Vec<&str> = (0..items.len())
-            .map(|i| {
-                if deletes.contains(&i) {
-                    "DELETE"
-                } else {
-                    "UPSERT"
-                }
-            })
-            .collect();
+    if !ops.is_empty() {
         let idx = batch.schema().index_of("_op")?;
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        cols[idx] = std::sync::Arc::new(StringArray::from(ops));
+        cols[idx] = std::sync::Arc::new(StringArray::from(ops.to_vec()));
         batch = RecordBatch::try_new(batch.schema(), cols)?;
     }
     let meta = FileMeta::for_entity(registry, entity);
@@ -166,4 +181,119 @@ pub fn final_report(responses: &[Value], key: &str) -> Option<Value> {
         .into_iter()
         .rev()
         .find(|f| f["key"] == key)
+}
+
+/// What [`run_chain_redelivered`] saw.
+#[derive(Debug, Default, Clone)]
+pub struct Redelivered {
+    /// Every response, in order.
+    pub responses: Vec<Value>,
+    /// Invocations whose process died (and were delivered again).
+    pub crashes: usize,
+    /// Invocations that timed out (and were delivered again).
+    pub timeouts: usize,
+    /// Invocations that returned an error (and were delivered again).
+    pub errors: usize,
+}
+
+/// Invokes `event`, then every continuation, the way Lambda's asynchronous invocation and
+/// EventBridge's retry policy deliver them: an invocation that crashes, times out or fails is
+/// delivered again with the same event (at most `max_redeliveries` times in all). A chain whose
+/// redeliveries are used up stops there; the file is then left to the catch-up schedule.
+pub async fn run_chain_redelivered(
+    f: &mut FunctionProcess,
+    event: &Value,
+    max_redeliveries: usize,
+) -> Result<Redelivered> {
+    let mut out = Redelivered::default();
+    let mut next = Some(event.clone());
+    while let Some(ev) = next.take() {
+        if out.responses.len() > 500 {
+            return Err(anyhow!("more than 500 continuations"));
+        }
+        let inv = f.invoke(&ev).await?;
+        match inv.outcome {
+            InvokeOutcome::Response(v) => {
+                next = v.get("continuation").filter(|c| !c.is_null()).cloned();
+                out.responses.push(v);
+            }
+            InvokeOutcome::InitError { error_type, .. } => {
+                return Err(anyhow!("init error {error_type}"));
+            }
+            other => {
+                match other {
+                    InvokeOutcome::Error { .. } => out.errors += 1,
+                    InvokeOutcome::TimedOut => out.timeouts += 1,
+                    _ => out.crashes += 1,
+                }
+                if out.crashes + out.timeouts + out.errors > max_redeliveries {
+                    return Ok(out);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                next = Some(ev);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The key ids (`pk|sk`) of every row in incremental-sync's rejects files, one entry per row.
+pub fn rejected_key_ids(e: &Env) -> Result<Vec<String>> {
+    let bucket = &e.resources.names.lake_bucket;
+    let mut out = Vec::new();
+    for key in crate::lake_keys(&e.stack, bucket, "quarantine/source=incremental-sync/") {
+        if !key.ends_with(".parquet") {
+            continue;
+        }
+        let bytes = std::fs::read(e.stack.lake_root().join(bucket).join(&key))?;
+        for batch in dynabridge_shared::lake::read_parquet(Bytes::from(bytes))? {
+            let text = |name: &str| -> Result<StringArray> {
+                let col = batch
+                    .column_by_name(name)
+                    .ok_or_else(|| anyhow!("{key}: no {name} column"))?;
+                let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)?;
+                Ok(col
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| anyhow!("{key}: {name} is not text"))?
+                    .clone())
+            };
+            let (pk, sk) = (text("pk")?, text("sk")?);
+            for i in 0..batch.num_rows() {
+                out.push(format!("{}|{}", pk.value(i), sk.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The idempotency records marked completed for `key` (an inbound object key) in the
+/// control table.
+pub async fn completed_records(e: &Env, key: &str) -> Result<usize> {
+    let ddb = e.stack.dynamodb();
+    let mut n = 0;
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(&e.resources.names.control_table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        n += page
+            .items()
+            .iter()
+            .filter(|i| {
+                let pk = i.get("pk").and_then(|v| v.as_s().ok());
+                let status = i.get("status").and_then(|v| v.as_s().ok());
+                pk.is_some_and(|p| p.starts_with("idem#") && p.contains(&format!("/{key}#")))
+                    && status.is_some_and(|s| s == dynabridge_shared::idempotency::STATUS_COMPLETED)
+            })
+            .count();
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(n);
+        }
+    }
 }

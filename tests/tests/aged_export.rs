@@ -496,6 +496,60 @@ async fn items_changed_during_the_export_are_not_deleted() {
     );
 }
 
+/// The function timeout of the seeded runs.
+const CRASH_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// No duplicate archive row, and every item deleted or expired (its `ttl` set) is in the
+/// lake as it was.
+fn removed_items_are_in_the_lake(
+    run: &str,
+    originals: &BTreeMap<String, Attributes>,
+    table: &BTreeMap<String, Attributes>,
+    rows: &[String],
+) -> usize {
+    let mut seen = rows.to_vec();
+    seen.dedup();
+    assert_eq!(seen.len(), rows.len(), "{run}: duplicate rows");
+    let mut removed = 0;
+    for (key, original) in originals {
+        let gone = !table.contains_key(key);
+        let expired = table
+            .get(key)
+            .is_some_and(|i| i.get("ttl") != original.get("ttl"));
+        if gone || expired {
+            removed += 1;
+            let entity = if key.starts_with("ORDER#") {
+                "Order"
+            } else {
+                "Customer"
+            };
+            let row = format!("{:?}", canonical(&registry(), entity, original).columns());
+            assert!(
+                rows.contains(&row),
+                "{run}: {key} removed but not in the lake"
+            );
+        }
+    }
+    removed
+}
+
+/// What disturbs a run: seeded kills, fault-proxy endpoints, the function timeout.
+struct Chaos {
+    seed: Option<u64>,
+    aws_env: Option<Vec<(String, String)>>,
+    timeout: Duration,
+}
+
+impl Chaos {
+    fn none() -> Self {
+        Chaos {
+            seed: None,
+            aws_env: None,
+            timeout: CRASH_TIMEOUT,
+        }
+    }
+}
+
 /// A run of the binary with its environment pointing at per-run tables and bucket.
 async fn crash_run(
     stack: &LocalStack,
@@ -504,7 +558,7 @@ async fn crash_run(
     items: &[Item],
     action: &str,
     now: DateTime<Utc>,
-    chaos_seed: Option<u64>,
+    chaos: Chaos,
 ) -> (
     BTreeMap<String, Attributes>,
     Vec<String>,
@@ -537,7 +591,7 @@ async fn crash_run(
         names: names.clone(),
         ..base.clone()
     };
-    let env = function_env(
+    let mut env = function_env(
         stack,
         &resources,
         &[
@@ -547,7 +601,19 @@ async fn crash_run(
             ("DYNABRIDGE_EXPORT_DEADLINE_RESERVE_MS", "300"),
         ],
     );
-    let mut fns = functions(&env, 1, Duration::from_millis(1500)).await;
+    let Chaos {
+        seed: chaos_seed,
+        aws_env,
+        timeout,
+    } = chaos;
+    if let Some(aws) = aws_env {
+        // The fault proxies' endpoints instead of the stack's.
+        for (k, v) in aws {
+            env.retain(|(name, _)| *name != k);
+            env.push((k, v));
+        }
+    }
+    let mut fns = functions(&env, 1, timeout).await;
     // A killed invocation holds its segment lease until its deadline (1.5 s): retries must
     // outlast it even on a loaded machine (200 × 100 ms).
     let mut invoker = AsyncInvoker {
@@ -600,7 +666,7 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
             &items,
             action,
             now,
-            None,
+            Chaos::none(),
         )
         .await;
         references.insert(action, (table, rows));
@@ -616,7 +682,10 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
             &items,
             action,
             now,
-            Some(seed),
+            Chaos {
+                seed: Some(seed),
+                ..Chaos::none()
+            },
         )
         .await;
         killed += deliveries.iter().filter(|d| d.killed).count();
@@ -631,28 +700,7 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
         let (ref_table, ref_rows) = &references[action];
         assert_eq!(&rows, ref_rows, "seed {seed}: archive rows differ");
         assert_eq!(&table, ref_table, "seed {seed}: table differs");
-        // Every deleted or expired item is in the lake.
-        let mut seen = rows.clone();
-        seen.dedup();
-        assert_eq!(seen.len(), rows.len(), "seed {seed}: duplicate rows");
-        for (key, original) in &originals {
-            let gone = !table.contains_key(key);
-            let expired = table
-                .get(key)
-                .is_some_and(|i| i.get("ttl") != original.get("ttl"));
-            if gone || expired {
-                let entity = if key.starts_with("ORDER#") {
-                    "Order"
-                } else {
-                    "Customer"
-                };
-                let row = format!("{:?}", canonical(&registry(), entity, original).columns());
-                assert!(
-                    rows.contains(&row),
-                    "seed {seed}: {key} removed but not in the lake"
-                );
-            }
-        }
+        removed_items_are_in_the_lake(&format!("seed {seed}"), &originals, &table, &rows);
         assert!(
             deliveries.iter().all(|d| d.killed
                 || !matches!(
@@ -664,4 +712,180 @@ async fn killed_at_random_points_resumes_to_the_same_output() {
     }
     eprintln!("{killed} invocations killed over 20 seeds");
     assert!(killed >= 20, "only {killed} kills over 20 seeds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_injected_faults_the_output_is_that_of_a_fault_free_run() {
+    use dynabridge_devstack::faults::{Fault, FaultPlan, FaultRule, FaultyEndpoints, Service};
+    let stack = LocalStack::start(dynabridge_devstack::StackOptions {
+        eventbridge: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let base = provision::provision(&stack, ResourceNames::default())
+        .await
+        .unwrap();
+    let now = now();
+    let items = dataset(15, now);
+    let (mut requests, mut injected, mut removed) = (0, 0, 0);
+    for (seed, action) in [(31u64, "delete"), (32, "ttl")] {
+        let (ref_table, ref_rows, _, originals) = crash_run(
+            &stack,
+            &base,
+            &format!("fref-{action}"),
+            &items,
+            action,
+            now,
+            Chaos::none(),
+        )
+        .await;
+        // ≥ 20 % of the calls fail: scans, conditional deletes and TTL updates (some applied
+        // before the connection drops), control-table claims, lake writes, PutEvents.
+        let plan = FaultPlan::new(seed)
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "Scan",
+                Fault::Throttle,
+                0.15,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "Scan",
+                Fault::InternalError,
+                0.10,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "Scan",
+                Fault::ConnectionReset,
+                0.05,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "DeleteItem",
+                Fault::Throttle,
+                0.15,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "DeleteItem",
+                Fault::ResetAfterForward,
+                0.05,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "UpdateItem",
+                Fault::Throttle,
+                0.15,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "UpdateItem",
+                Fault::InternalError,
+                0.05,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "UpdateItem",
+                Fault::ResetAfterForward,
+                0.05,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "PutItem",
+                Fault::InternalError,
+                0.15,
+            ))
+            .rule(FaultRule::on(
+                Service::DynamoDb,
+                "GetItem",
+                Fault::Throttle,
+                0.15,
+            ))
+            .rule(FaultRule::on(
+                Service::S3,
+                "PutObject",
+                Fault::InternalError,
+                0.10,
+            ))
+            .rule(FaultRule::on(
+                Service::S3,
+                "PutObject",
+                Fault::Throttle,
+                0.10,
+            ))
+            .rule(FaultRule::new(Fault::ConnectionReset, 0.05).service(Service::S3))
+            .rule(
+                FaultRule::new(Fault::InternalError, 0.2)
+                    .service(Service::S3)
+                    .operation("UploadPart"),
+            )
+            .rule(FaultRule::on(
+                Service::EventBridge,
+                "PutEvents",
+                Fault::ThrottlingException,
+                0.20,
+            ))
+            .rule(FaultRule::on(
+                Service::EventBridge,
+                "PutEvents",
+                Fault::PartialBatch,
+                0.20,
+            ));
+        let faulty = FaultyEndpoints::start(&stack, plan).unwrap();
+        let (table, rows, deliveries, _) = crash_run(
+            &stack,
+            &base,
+            &format!("faults-{action}"),
+            &items,
+            action,
+            now,
+            Chaos {
+                seed: None,
+                aws_env: Some(faulty.aws_env()),
+                timeout: Duration::from_secs(5),
+            },
+        )
+        .await;
+        let stats = faulty.stats();
+        faulty.set_plan(FaultPlan::none()).unwrap();
+        requests += stats.total_requests();
+        injected += stats.total_injected();
+        let last = deliveries.iter().rev().find_map(|d| d.outcome.response());
+        assert!(
+            deliveries.iter().any(|d| d
+                .outcome
+                .response()
+                .is_some_and(|r| r["status"] == "completed")),
+            "{action}: run did not complete: {last:?}"
+        );
+        assert_eq!(rows, ref_rows, "{action}: archive rows differ");
+        let keys: std::collections::BTreeSet<&String> =
+            table.keys().chain(ref_table.keys()).collect();
+        let differing: Vec<(&String, Option<&Attributes>, Option<&Attributes>)> = keys
+            .into_iter()
+            .filter(|k| table.get(*k) != ref_table.get(*k))
+            .map(|k| (k, table.get(k), ref_table.get(k)))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{action}: table differs from the fault-free run (key, faulty, reference): {differing:?}"
+        );
+        removed +=
+            removed_items_are_in_the_lake(&format!("faults {action}"), &originals, &table, &rows);
+        assert!(
+            !deliveries
+                .iter()
+                .any(|d| matches!(d.outcome, InvokeOutcome::Crashed { .. })),
+            "{action}: a fault crashed the function"
+        );
+    }
+    println!(
+        "RELIABILITY aged-export faults: runs=2 requests={requests} faults_injected={injected} ({:.0}%) removed_items={removed} removed_not_in_lake=0 output_identical=true",
+        100.0 * injected as f64 / requests.max(1) as f64
+    );
+    assert!(
+        injected as f64 >= 0.2 * requests as f64,
+        "at least 20 % of the requests must fail: {injected} of {requests}"
+    );
 }

@@ -48,9 +48,19 @@ async fn cleanup(
     extra: &[(&str, &str)],
     timeout: Duration,
 ) -> FunctionProcess {
+    cleanup_with(e, e.stack.aws_env(), extra, timeout).await
+}
+
+/// [`cleanup`] with these AWS endpoints (e.g. a fault proxy's).
+async fn cleanup_with(
+    e: &dynabridge_e2e::Env,
+    aws_env: Vec<(String, String)>,
+    extra: &[(&str, &str)],
+    timeout: Duration,
+) -> FunctionProcess {
     let spec = FunctionSpec::workspace("ttl-cleanup")
         .unwrap()
-        .with_env(e.stack.aws_env())
+        .with_env(aws_env)
         .with_env(e.resources.function_env())
         .with_env(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
         .with_timeout(timeout);
@@ -493,4 +503,234 @@ async fn the_sample_events_run_through_the_handler() {
     let resp = inv.outcome.response().unwrap_or_else(|| panic!("{inv:?}"));
     assert_eq!(resp["mode"], "sweep");
     assert_eq!(resp["complete"], true);
+}
+
+/// Sweep ticks (each in a fresh process, like a new execution environment after a failure)
+/// until one reports the sweep complete; crashed, failed and timed-out ticks are retried.
+async fn sweep_until_complete(
+    e: &dynabridge_e2e::Env,
+    aws_env: &[(String, String)],
+    limit: Duration,
+) -> (Vec<Value>, usize) {
+    let deadline = Instant::now() + limit;
+    let mut responses = Vec::new();
+    let mut failures = 0;
+    let mut f = cleanup_with(
+        e,
+        aws_env.to_vec(),
+        &[
+            ("DYNABRIDGE_SWEEP_SEGMENTS", "2"),
+            ("DYNABRIDGE_SWEEP_DEADLINE_MARGIN_MS", "1000"),
+        ],
+        Duration::from_secs(10),
+    )
+    .await;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no complete sweep: {responses:?}"
+        );
+        let inv = f
+            .invoke(&scheduled_event(
+                "dynabridge-ttl-sweep",
+                chrono::Utc::now(),
+                None,
+            ))
+            .await
+            .unwrap();
+        match inv.outcome {
+            InvokeOutcome::Response(v) => {
+                let done = v["complete"] == true;
+                responses.push(v);
+                if done {
+                    return (responses, failures);
+                }
+            }
+            _ => failures += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_injected_faults_and_a_crash_every_deleted_item_is_archived_exactly_once() {
+    use dynabridge_devstack::faults::{Fault, FaultPlan, FaultRule, FaultyEndpoints, Service};
+    use dynabridge_e2e::invariants::archived_exactly_once;
+    let e = env(false).await.unwrap();
+    for i in 0..40 {
+        put(&e, session(&format!("X{i:02}"), secs(-600 - i))).await;
+    }
+    for i in 0..8 {
+        put(&e, session(&format!("F{i}"), secs(86_400))).await;
+    }
+    let ddb = e.stack.dynamodb();
+    let before = dynabridge_e2e::table_items(&ddb, &e.resources.names.table)
+        .await
+        .unwrap();
+    // ≥ 20 % of the calls fail: scans, the conditional deletes (some applied before the
+    // connection drops), control-table leases, the archive writes.
+    let plan = FaultPlan::new(5)
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "Scan",
+            Fault::Throttle,
+            0.20,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "Scan",
+            Fault::InternalError,
+            0.10,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "DeleteItem",
+            Fault::Throttle,
+            0.20,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "DeleteItem",
+            Fault::InternalError,
+            0.05,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "DeleteItem",
+            Fault::ResetAfterForward,
+            0.05,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "UpdateItem",
+            Fault::Throttle,
+            0.25,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "PutItem",
+            Fault::InternalError,
+            0.25,
+        ))
+        .rule(FaultRule::on(
+            Service::DynamoDb,
+            "GetItem",
+            Fault::Throttle,
+            0.25,
+        ))
+        .rule(FaultRule::on(
+            Service::S3,
+            "PutObject",
+            Fault::InternalError,
+            0.15,
+        ))
+        .rule(FaultRule::on(
+            Service::S3,
+            "PutObject",
+            Fault::Throttle,
+            0.10,
+        ))
+        .rule(FaultRule::new(Fault::ConnectionReset, 0.05).service(Service::S3));
+    let faulty = FaultyEndpoints::start(&e.stack, plan).unwrap();
+    let aws_env = faulty.aws_env();
+
+    // The first tick dies after an archive write, before its delete.
+    let marker = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let marker_path = marker.to_string_lossy().to_string();
+    std::fs::remove_file(&marker_path).ok();
+    let timeout = Duration::from_secs(4);
+    let mut crashing = cleanup_with(
+        &e,
+        aws_env.clone(),
+        &[
+            ("DYNABRIDGE_SWEEP_SEGMENTS", "2"),
+            ("DYNABRIDGE_CRASH_AT", "sweep-after-archive"),
+            ("DYNABRIDGE_CRASH_ONCE_FILE", &marker_path),
+            ("DYNABRIDGE_SWEEP_DEADLINE_MARGIN_MS", "500"),
+        ],
+        timeout,
+    )
+    .await;
+    let started = Instant::now();
+    let mut crashes = 0;
+    while !std::path::Path::new(&marker_path).exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no crash");
+        let inv = crashing
+            .invoke(&scheduled_event(
+                "dynabridge-ttl-sweep",
+                chrono::Utc::now(),
+                None,
+            ))
+            .await
+            .unwrap();
+        if matches!(inv.outcome, InvokeOutcome::Crashed { .. }) {
+            crashes += 1;
+        }
+    }
+    assert_eq!(crashes, 1);
+    // Meanwhile the application extends some TTLs: those items must stay.
+    let mut changed = std::collections::BTreeSet::new();
+    for i in (0..40).step_by(6) {
+        let pk = format!("SESSION#X{i:02}");
+        ddb.update_item()
+            .table_name(&e.resources.names.table)
+            .key("pk", Av::S(pk.clone()))
+            .key("sk", Av::S("SESSION".into()))
+            .update_expression("SET #t = :t")
+            .expression_attribute_names("#t", "ttl")
+            .expression_attribute_values(":t", secs(86_400))
+            .send()
+            .await
+            .unwrap();
+        changed.insert(format!("{pk}|SESSION"));
+    }
+    // The crashed holder's leases last until its deadline; the next ticks resume.
+    tokio::time::sleep((timeout + Duration::from_millis(500)).saturating_sub(started.elapsed()))
+        .await;
+    let (responses, failures) = sweep_until_complete(&e, &aws_env, Duration::from_secs(90)).await;
+    let stats = faulty.stats();
+    faulty.set_plan(FaultPlan::none()).unwrap();
+
+    let after = dynabridge_e2e::table_items(&ddb, &e.resources.names.table)
+        .await
+        .unwrap();
+    let archived: Vec<String> = expired_rows(&e)
+        .iter()
+        .map(|r| dynabridge_e2e::key_id(&r.row.item))
+        .collect();
+    let deleted: Vec<String> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .map(|k| k.replacen('|', "/", 1))
+        .collect();
+    let unarchived =
+        dynabridge_e2e::invariants::deleted_items_archived(&deleted, &expired_rows(&e));
+    assert!(
+        unarchived.is_empty(),
+        "deleted but not archived: {unarchived:?}"
+    );
+    let v = archived_exactly_once(&before, &after, &archived, &changed);
+    assert!(v.is_clean(), "{v:?}");
+    // Exactly the overdue, unchanged items are gone.
+    let mut kept: Vec<String> = after.keys().cloned().collect();
+    kept.sort();
+    let mut want: Vec<String> = (0..8)
+        .map(|i| format!("SESSION#F{i}|SESSION"))
+        .chain(changed.iter().cloned())
+        .collect();
+    want.sort();
+    assert_eq!(kept, want, "{responses:?}");
+    let deleted = before.len() - after.len();
+    let requests = stats.total_requests();
+    let injected = stats.total_injected();
+    println!(
+        "RELIABILITY ttl-cleanup faults: items={} deleted={deleted} kept_changed={} crashes={crashes} failed_ticks_retried={failures} requests={requests} faults_injected={injected} ({:.0}%) deleted_not_archived=0 archived_twice=0 changed_deleted=0",
+        before.len(),
+        changed.len(),
+        100.0 * injected as f64 / requests.max(1) as f64
+    );
+    assert!(
+        injected as f64 >= 0.2 * requests as f64,
+        "at least 20 % of the requests must fail: {injected} of {requests}"
+    );
 }

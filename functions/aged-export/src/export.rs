@@ -42,6 +42,9 @@ use serde_dynamo::AttributeValue;
 use serde_json::{Value, json};
 
 use crate::age::age_micros;
+
+/// Extra rounds for guarded post-export actions that failed after the SDK's own retries.
+const ACTION_RETRY_ROUNDS: u32 = 4;
 use crate::config::{Action, Config, ReadMode};
 use crate::control::{Control, FileEntry, RunPlan, Segment, Stats};
 
@@ -475,34 +478,56 @@ impl Job<'_> {
                 return Ok(Progress::Continue);
             }
             let end = (offset + chunk).min(lines.len());
-            let mut set = tokio::task::JoinSet::new();
-            let sem = Arc::new(tokio::sync::Semaphore::new(self.config.action_concurrency));
-            for line in &lines[offset..end] {
-                let (item_key, unchanged) = parse_action(line)?;
-                let client = self.clients.dynamodb.clone();
-                let (table, action, sem) = (table.clone(), action.clone(), sem.clone());
-                set.spawn(async move {
-                    let _permit = sem.acquire_owned().await;
-                    guarded_expire(&client, &table, item_key, &unchanged, &action).await
-                });
-            }
-            while let Some(res) = set.join_next().await {
-                let outcome =
-                    res.map_err(|e| DynabridgeError::Other(format!("action task: {e}")))?;
-                let s = &mut self.state.stats;
-                match outcome {
-                    ExpireOutcome::Applied => match *action {
-                        ExpireAction::Delete => s.deleted += 1,
-                        ExpireAction::Ttl { .. } => s.expired += 1,
-                    },
-                    ExpireOutcome::Changed => s.kept_changed += 1,
-                    ExpireOutcome::Absent => s.absent += 1,
-                    ExpireOutcome::Unguardable => s.unguardable += 1,
-                    ExpireOutcome::Failed(reason) => {
-                        tracing::warn!(%reason, "guarded post-export action failed; item kept");
-                        s.action_failed += 1;
+            // A request that failed after the SDK's retries (throttling, 5xx, a dropped
+            // connection) is tried again a few rounds before its item is counted as kept.
+            let mut todo: Vec<&[u8]> = lines[offset..end].to_vec();
+            let mut round = 0u32;
+            while !todo.is_empty() {
+                let sem = Arc::new(tokio::sync::Semaphore::new(self.config.action_concurrency));
+                let mut set = tokio::task::JoinSet::new();
+                for (i, line) in todo.iter().enumerate() {
+                    let (item_key, unchanged) = parse_action(line)?;
+                    let client = self.clients.dynamodb.clone();
+                    let (table, action, sem) = (table.clone(), action.clone(), sem.clone());
+                    set.spawn(async move {
+                        let _permit = sem.acquire_owned().await;
+                        (
+                            i,
+                            guarded_expire(&client, &table, item_key, &unchanged, &action).await,
+                        )
+                    });
+                }
+                let mut retry = Vec::new();
+                let may_retry = round < ACTION_RETRY_ROUNDS && !self.near_deadline();
+                while let Some(res) = set.join_next().await {
+                    let (i, outcome) =
+                        res.map_err(|e| DynabridgeError::Other(format!("action task: {e}")))?;
+                    let s = &mut self.state.stats;
+                    match outcome {
+                        ExpireOutcome::Applied => match *action {
+                            ExpireAction::Delete => s.deleted += 1,
+                            ExpireAction::Ttl { .. } => s.expired += 1,
+                        },
+                        ExpireOutcome::Changed => s.kept_changed += 1,
+                        ExpireOutcome::Absent => s.absent += 1,
+                        ExpireOutcome::Unguardable => s.unguardable += 1,
+                        ExpireOutcome::Failed(_) if may_retry => retry.push(todo[i]),
+                        ExpireOutcome::Failed(reason) => {
+                            tracing::warn!(%reason, "guarded post-export action failed; item kept");
+                            s.action_failed += 1;
+                        }
                     }
                 }
+                if !retry.is_empty() {
+                    round += 1;
+                    tracing::warn!(
+                        items = retry.len(),
+                        round,
+                        "retrying failed post-export actions"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << round)).await;
+                }
+                todo = retry;
             }
             offset = end;
         }

@@ -131,7 +131,13 @@ impl Outcome {
             state,
         }
         .to_event()?;
-        match app.dispatcher.dispatch(&inv.invoked_arn, event).await {
+        let dispatched = app.dispatcher.dispatch(&inv.invoked_arn, event).await;
+        if dispatched.is_ok() {
+            // Test hook: the continuation is out (or about to be returned) and this
+            // invocation dies: the caller sees a crash, the next hop may or may not run.
+            dynabridge_shared::crashpoint::hit("sync-after-dispatch");
+        }
+        match dispatched {
             Ok(Dispatch::Invoked { target }) => {
                 tracing::info!(%target, hop = inv.hop + 1, "continuation invoked");
                 self.continued_by = Some("invoked");

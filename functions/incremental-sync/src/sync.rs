@@ -427,6 +427,8 @@ impl<'a> FileRun<'a> {
                 };
                 let n = batch.num_rows();
                 self.write_batch(&decoder, &entity, &batch, rg).await;
+                // Test hook: rows written, position not saved yet (a takeover replays them).
+                dynabridge_shared::crashpoint::hit("sync-after-write");
                 self.pos.row += n;
                 self.pos.rows_done += n as u64;
                 self.pos.counts.rows_read += n as u64;
@@ -743,6 +745,8 @@ impl<'a> FileRun<'a> {
             Ok(()) | Err(ProgressError::Regressed { .. }) => {}
             Err(e) => return Err(progress_error(e)),
         }
+        // Test hook: position saved, before the hand-off / completion that follows it.
+        dynabridge_shared::crashpoint::hit("sync-after-checkpoint");
         self.segment_start = self.pos.rows_done;
         Ok(())
     }
@@ -853,6 +857,9 @@ impl<'a> FileRun<'a> {
                 f.code, f.message
             )));
         }
+        // Test hook: the event is out, the file not marked synced (the documented window in
+        // which a retry publishes the event a second time).
+        dynabridge_shared::crashpoint::hit("sync-after-publish");
         let result = self.report("completed");
         self.app.idempotency.complete(&self.lease, &result).await?;
         metrics::emit(

@@ -3,7 +3,8 @@
 //! one, each only if it is unchanged since it was archived.
 //!
 //! Per parent, the control table holds a *pending cascade* record (the children's keys and
-//! content fingerprints) from before the archive is written until every child is handled.
+//! content fingerprints) from the moment their archive is durable until every child is
+//! handled; a failure before that re-queries and re-archives them (same object key).
 //! Archive mode runs the cascade before it commits the range's checkpoint, so a crash at
 //! any point is retried: the pending record says exactly which children were archived, and
 //! a child is deleted only if its current content still matches. A child written after the
@@ -89,8 +90,10 @@ pub async fn cascade(
                     )
                 })
                 .collect();
-            save_pending(config, clients, &pending_key, &list).await?;
+            // The archive first: children are pending (deleted by a retry) only once their
+            // archive is durable. A failure in between re-queries and re-archives them.
             report.archived = archive(config, clients, shard, parent, &found).await?;
+            save_pending(config, clients, &pending_key, &list).await?;
             dynabridge_shared::crashpoint::hit("cascade-after-archive");
             list
         }

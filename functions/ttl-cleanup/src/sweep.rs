@@ -6,16 +6,17 @@
 //! ## How a pass runs
 //! The table (or a sparse TTL index) is scanned in parallel segments, page by page, with a
 //! filter `ttl < now`. Per page with expired items:
-//! 1. the control table records the page as *pending*: the archive keys, the keys and
-//!    content fingerprints of the items, and where the scan continues;
-//! 2. the items are written to `expired/` (`_op = EXPIRE`, one file per entity; items that
+//! 1. the items are written to `expired/` (`_op = EXPIRE`, one file per entity; items that
 //!    fail the schema go to a quarantine file — still durable in the lake);
+//! 2. the control table records the page as *pending*: the keys and content fingerprints of
+//!    the archived items, and where the scan continues;
 //! 3. each item is deleted with the condition above, under an optional deletes/second
 //!    ceiling;
 //! 4. the page's checkpoint advances.
 //!
-//! A crash anywhere resumes at step 3 of the pending page: the archive is already durable
-//! (or, if the crash came before it, nothing was deleted), and an item is deleted only if
+//! A failure or crash before step 2 leaves the checkpoint at the page: the next tick scans
+//! and archives it again (same object keys) before deleting anything. After step 2 a resume
+//! goes to step 3 of the pending page: its archive is durable, and an item is deleted only if
 //! its current content still has the archived fingerprint. Each schedule tick continues the
 //! pass where the last one stopped (near the deadline it stops between pages), so a large
 //! table does not need one long invocation; an idempotency lease keeps overlapping ticks
@@ -337,8 +338,8 @@ impl Segment<'_> {
         let mut report = SweepReport::default();
         let mut state = self.load().await?;
         if let Some(pending) = state.pending.take() {
-            // Resume after a crash: the archive of this page is durable (or was never
-            // written, and then nothing was deleted); delete what is still unchanged.
+            // Resume after a crash: a page is pending only once its archive is durable;
+            // delete what is still unchanged.
             tracing::info!(
                 segment = self.segment,
                 page = state.page,
@@ -378,9 +379,13 @@ impl Segment<'_> {
                         .collect(),
                     next: next.clone(),
                 };
+                // The archive first, then the pending record: a page is pending (and may be
+                // deleted by a resume) only once its archive is durable. A failure or crash
+                // in between leaves the checkpoint at this page, which is scanned and archived
+                // again (same keys, overwritten) before anything is deleted.
+                report.archived += self.archive(&state, &page.expired).await?;
                 state.pending = Some(pending);
                 self.save(&state).await?;
-                report.archived += self.archive(&state, &page.expired).await?;
                 dynabridge_shared::crashpoint::hit("sweep-after-archive");
                 let pending = state.pending.take().map(|p| p.items).unwrap_or_default();
                 self.delete_unchanged(&pending, &mut report).await?;
