@@ -4,8 +4,10 @@
 //!   every item parsed into the codec's item type, its entity selected and version upcast by
 //!   the registry, validated and encoded into the lake schema (typed columns, exact decimals,
 //!   µs timestamps, `_extra`), flushed every [`FLUSH_ROWS`] rows into one streaming
-//!   `ArrowWriter` per entity (ZSTD, the lake's writer properties). Memory is bounded by the
-//!   flush size plus one open row group per entity, whatever the input size.
+//!   Parquet writer per entity (ZSTD, the lake's writer properties). Parquet encoding runs on
+//!   one thread per entity file (`shared::lake::ParquetPipeline`), overlapping with decoding.
+//!   Memory is bounded by the flush size, the batches in flight and one open row group per
+//!   entity, whatever the input size.
 //! - [`floor`]: the same bytes parsed by `serde_json` into a `Value` and dropped: what any
 //!   conversion pays at least.
 //!
@@ -21,13 +23,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use dynabridge_shared::codec::{EntityEncoders, Op, RowMeta};
-use dynabridge_shared::lake::{FileMeta, ParquetOptions, writer_properties};
+use dynabridge_shared::lake::{FileMeta, ParquetOptions, ParquetPipeline, writer_properties};
 use dynabridge_shared::schema::Registry;
-use parquet::arrow::ArrowWriter;
 use serde::Deserialize;
 
 /// Rows buffered across entities before they are encoded into the Parquet writers.
 pub const FLUSH_ROWS: usize = 8192;
+
+/// Record batches queued per entity file before decoding waits for Parquet encoding.
+const PIPELINE_DEPTH: usize = 2;
 
 #[derive(Deserialize)]
 struct Line {
@@ -47,11 +51,11 @@ pub fn convert(input: &Path, out: &Path, registry: &Path) -> Result<()> {
     let event_time = chrono::Utc::now().timestamp_micros();
     let mut reader = lines(input)?;
     let mut encoders = EntityEncoders::new(&registry);
-    let mut writers: BTreeMap<String, ArrowWriter<File>> = BTreeMap::new();
+    let mut writers: BTreeMap<String, ParquetPipeline<std::io::BufWriter<File>>> = BTreeMap::new();
     let mut line = Vec::with_capacity(4096);
     let (mut items, mut errors, mut rows) = (0u64, 0u64, 0u64);
     let flush = |encoders: &mut EntityEncoders,
-                 writers: &mut BTreeMap<String, ArrowWriter<File>>|
+                 writers: &mut BTreeMap<String, ParquetPipeline<std::io::BufWriter<File>>>|
      -> Result<u64> {
         let mut n = 0;
         for (entity, batch) in encoders.finish()? {
@@ -64,11 +68,12 @@ pub fn convert(input: &Path, out: &Path, registry: &Path) -> Result<()> {
                     let meta = FileMeta::for_entity(&registry, registry.entity(&entity)?);
                     let props = writer_properties(&ParquetOptions::default(), &meta)?;
                     let file = File::create(dir.join("part-00000.parquet"))?;
-                    let w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+                    let sink = std::io::BufWriter::with_capacity(1 << 20, file);
+                    let w = ParquetPipeline::spawn(sink, batch.schema(), props, PIPELINE_DEPTH)?;
                     writers.entry(entity.clone()).or_insert(w)
                 }
             };
-            writer.write(&batch)?;
+            writer.write(batch)?;
         }
         Ok(n)
     };
@@ -99,7 +104,8 @@ pub fn convert(input: &Path, out: &Path, registry: &Path) -> Result<()> {
     rows += flush(&mut encoders, &mut writers)?;
     let files = writers.len();
     for (_, w) in writers {
-        w.close()?;
+        use std::io::Write;
+        w.finish()?.flush()?;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -9,11 +9,13 @@
 
 pub mod items;
 pub mod layout;
+pub mod pipeline;
 pub mod reader;
 pub mod remote;
 pub mod writer;
 
 pub use layout::{Area, LakeLayout, day_of_micros, safe_segment};
+pub use pipeline::ParquetPipeline;
 pub use reader::{int96_schema_hint, parquet_reader, read_parquet};
 pub use remote::{ObjectFailure, S3ParquetObject, open_row_group};
 pub use writer::{
