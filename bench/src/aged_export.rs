@@ -3,7 +3,7 @@
 //! with the table.
 //!
 //! ```sh
-//! cargo build --release --bins && DYNABRIDGE_BIN_DIR=target/release \
+//! cargo build --release --workspace --bins && DYNABRIDGE_BIN_DIR=target/release \
 //!   target/release/bench-aged-export --sizes 250000,1000000
 //! ```
 //!
