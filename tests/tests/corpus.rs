@@ -372,6 +372,7 @@ fn generate_parquet(spec: &Value, registry: &Registry) -> Bytes {
             parquet_of(batch, registry, "Customer")
         }
         "text" => Bytes::from(g["text"].as_str().unwrap().as_bytes().to_vec()),
+        "hex" => Bytes::from(hex_bytes(g["hex"].as_str().unwrap())),
         "bytes" => {
             // Deterministic pseudo-random bytes (xorshift), not Parquet.
             let len = g["len"].as_u64().unwrap() as usize;
@@ -616,16 +617,17 @@ fn run_raw_library(case: &Case) -> Result<Vec<String>, String> {
     Ok(vec!["typed_error".into()])
 }
 
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 fn raw_body(case: &Case) -> Vec<u8> {
     let g = &case.spec["generate"];
     match g["raw"].as_str().unwrap_or_default() {
-        "hex" => {
-            let hex = g["hex"].as_str().unwrap();
-            (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect()
-        }
+        "hex" => hex_bytes(g["hex"].as_str().unwrap()),
         "text" => g["text"].as_str().unwrap().as_bytes().to_vec(),
         "deep_json" => {
             let n = g["depth"].as_u64().unwrap() as usize;

@@ -23,6 +23,7 @@ pub fn parquet_reader(
     batch_size: usize,
 ) -> Result<ParquetRecordBatchReader, LakeError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
+    check_column_chunks(builder.metadata(), bytes.len() as u64)?;
     let int96: Vec<String> = builder
         .parquet_schema()
         .columns()
@@ -41,6 +42,34 @@ pub fn parquet_reader(
         ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
     };
     Ok(builder.with_batch_size(batch_size.max(1)).build()?)
+}
+
+/// Refuses a footer whose column chunks do not lie inside the file: a negative offset or size
+/// makes the `parquet` crate panic (`ColumnChunkMetaData::byte_range` asserts), and a chunk
+/// past the end can only be corruption. Call it on every footer before reading row groups
+/// (found by the `parquet_read` fuzz target).
+pub fn check_column_chunks(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> Result<(), parquet::errors::ParquetError> {
+    for (g, row_group) in metadata.row_groups().iter().enumerate() {
+        for (c, column) in row_group.columns().iter().enumerate() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            if !end.is_some_and(|end| end <= file_len) {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "row group {g} column {c}: chunk at offset {start} of {len} bytes is outside the {file_len}-byte file"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Arrow schema to read a file with so that every INT96 column comes back as µs UTC

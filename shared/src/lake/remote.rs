@@ -97,6 +97,7 @@ impl S3ParquetObject {
             .with_prefetch_hint(Some(64 * 1024))
             .load_and_finish(&mut *self, size)
             .await?;
+        super::reader::check_column_chunks(&meta, size)?;
         let meta = Arc::new(meta);
         let plain = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
         match int96_schema_hint(plain.parquet_schema(), plain.schema()) {
@@ -191,6 +192,7 @@ impl AsyncFileReader for S3ParquetObject {
                 .with_prefetch_hint(Some(64 * 1024))
                 .load_and_finish(&mut *self, size)
                 .await?;
+            super::reader::check_column_chunks(&meta, size)?;
             Ok(Arc::new(meta))
         })
     }
