@@ -1,7 +1,16 @@
 //! Parquet reader: arbitrary bytes as an inbound file → `shared::lake::read_parquet` (INT96
 //! hints included) → `BatchDecoder` for every entity of the registry, as incremental-sync
-//! reads what Databricks writes. Invariant: no panic; failures are `LakeError` / `ItemError`.
+//! reads what Databricks writes. Invariant: no panic escapes; failures are `LakeError` /
+//! `ItemError`.
+//!
+//! libFuzzer's panic hook aborts even on panics that are caught. The reader deliberately
+//! catches panics raised inside the `parquet` crate's page decoders (`GuardedReader`: it still
+//! panics on some corrupt pages) and turns them into errors, so this target lets exactly those
+//! unwind to the guard; any other panic — ours, or the parquet crate's outside the guard —
+//! still aborts and is reported.
 #![no_main]
+
+use std::sync::Once;
 
 use bytes::Bytes;
 use dynabridge_fuzz::registry;
@@ -9,8 +18,31 @@ use dynabridge_shared::codec::BatchDecoder;
 use dynabridge_shared::lake::read_parquet;
 use libfuzzer_sys::fuzz_target;
 
+thread_local! {
+    static IN_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn install_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let abort_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_parquet = info
+                .location()
+                .is_some_and(|l| l.file().contains("/parquet-"));
+            if !(in_parquet && IN_GUARD.with(|g| g.get())) {
+                abort_hook(info);
+            }
+        }));
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(batches) = read_parquet(Bytes::copy_from_slice(data)) else {
+    install_hook();
+    IN_GUARD.with(|g| g.set(true));
+    let read = read_parquet(Bytes::copy_from_slice(data));
+    IN_GUARD.with(|g| g.set(false));
+    let Ok(batches) = read else {
         return;
     };
     for entity in registry().entities() {
