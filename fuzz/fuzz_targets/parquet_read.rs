@@ -4,10 +4,10 @@
 //! `ItemError`.
 //!
 //! libFuzzer's panic hook aborts even on panics that are caught. The reader deliberately
-//! catches panics raised inside the `parquet` crate's page decoders (`GuardedReader`: it still
-//! panics on some corrupt pages) and turns them into errors, so this target lets exactly those
-//! unwind to the guard; any other panic — ours, or the parquet crate's outside the guard —
-//! still aborts and is reported.
+//! catches panics raised while decoding pages (`GuardedReader`: the parquet and arrow crates
+//! still panic on some corrupt pages) and turns them into errors, so this target lets a
+//! dependency's panic unwind while reading; one the guard does not catch still reaches
+//! libFuzzer's own catch and aborts, and any panic in our code aborts at once.
 #![no_main]
 
 use std::sync::Once;
@@ -27,10 +27,13 @@ fn install_hook() {
     HOOK.call_once(|| {
         let abort_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let in_parquet = info
+            // A dependency's panic (parquet, arrow-buffer, ...) while reading: the guard
+            // catches it if it is inside `GuardedReader`; if not, it still reaches
+            // libFuzzer's own catch and aborts.
+            let in_dependency = info
                 .location()
-                .is_some_and(|l| l.file().contains("/parquet-"));
-            if !(in_parquet && IN_GUARD.with(|g| g.get())) {
+                .is_some_and(|l| l.file().contains("/registry/src/"));
+            if !(in_dependency && IN_GUARD.with(|g| g.get())) {
                 abort_hook(info);
             }
         }));
