@@ -176,6 +176,10 @@ impl BatchDecoder {
                     reason: format!("not DynamoDB-JSON: {e}"),
                 })?;
             for (k, v) in attrs {
+                super::check_storable(&v).map_err(|r| ItemError::InvalidValue {
+                    attribute: format!("{COL_EXTRA}.{k}"),
+                    reason: r,
+                })?;
                 if item.contains_key(&k) || implied.iter().any(|(n, _)| n == &k) {
                     return Err(ItemError::InvalidValue {
                         attribute: COL_EXTRA.into(),
@@ -357,7 +361,9 @@ pub(crate) fn value_at(
             }
             None => {
                 let (v, s) = decimal_at(a, row).ok_or_else(|| wrong(path, ty, a))?;
-                AttributeValue::N(number::format_unscaled_any(v, s))
+                let text = number::format_unscaled_any(v, s);
+                number::parse(&text).map_err(|r| invalid(path, r))?;
+                AttributeValue::N(text)
             }
         },
         FieldType::Int => {
@@ -382,7 +388,9 @@ pub(crate) fn value_at(
                         .map_err(|r| invalid(path, r))?
                 }
             };
-            AttributeValue::N(number::format_f64(v).map_err(|r| invalid(path, r))?)
+            let text = number::format_f64(v).map_err(|r| invalid(path, r))?;
+            number::parse(&text).map_err(|r| invalid(path, r))?;
+            AttributeValue::N(text)
         }
         FieldType::Timestamp(enc) => {
             let micros = micros_at(a, row, path)?;
@@ -523,8 +531,10 @@ pub(crate) fn value_at(
         }
         FieldType::Json => {
             let text = string_at(a, row).ok_or_else(|| wrong(path, ty, a))?;
-            serde_json::from_str(text)
-                .map_err(|e| invalid(path, format!("not DynamoDB-JSON: {e}")))?
+            let v: AttributeValue = serde_json::from_str(text)
+                .map_err(|e| invalid(path, format!("not DynamoDB-JSON: {e}")))?;
+            super::check_storable(&v).map_err(|r| invalid(path, r))?;
+            v
         }
     }))
 }

@@ -197,6 +197,9 @@ impl BatchEncoder {
             .iter()
             .filter(|(k, _)| !self.named.contains(k.as_str()))
             .collect();
+        for (k, v) in &extra {
+            super::check_storable(v).map_err(|r| invalid(k, r))?;
+        }
         let extra = if extra.is_empty() {
             None
         } else {
@@ -377,7 +380,10 @@ pub(crate) fn to_cell(
             entries.sort();
             Cell::Map(entries)
         }
-        (FieldType::Json, v) => Cell::Str(dynamodb_json(v).to_string()),
+        (FieldType::Json, v) => {
+            super::check_storable(v).map_err(|r| invalid(path, r))?;
+            Cell::Str(dynamodb_json(v).to_string())
+        }
         (ty, v) => return Err(wrong(path, ty, v)),
     })
 }

@@ -147,6 +147,32 @@ pub fn lake_schema(version: &EntityVersion) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// DynamoDB's document nesting limit: the top-level attribute value is level 1.
+pub const MAX_NESTING_LEVELS: usize = 32;
+
+/// Checks what the schema does not type (`json` fields, attributes bound for `_extra`) against
+/// DynamoDB's own rules: nesting of at most [`MAX_NESTING_LEVELS`] and every number (`N`, `NS`)
+/// within DynamoDB's limits. A value failing it cannot come from DynamoDB and could not be
+/// written back, so it is refused rather than carried into the lake. Returns the reason.
+pub fn check_storable(v: &AttributeValue) -> Result<(), String> {
+    check_level(v, 1)
+}
+
+fn check_level(v: &AttributeValue, level: usize) -> Result<(), String> {
+    if level > MAX_NESTING_LEVELS {
+        return Err(format!(
+            "nested deeper than DynamoDB's {MAX_NESTING_LEVELS} levels"
+        ));
+    }
+    match v {
+        AttributeValue::N(n) => number::parse(n).map(drop),
+        AttributeValue::Ns(ns) => ns.iter().try_for_each(|n| number::parse(n).map(drop)),
+        AttributeValue::M(m) => m.values().try_for_each(|x| check_level(x, level + 1)),
+        AttributeValue::L(l) => l.iter().try_for_each(|x| check_level(x, level + 1)),
+        _ => Ok(()),
+    }
+}
+
 /// The DynamoDB type tag of a value (`S`, `N`, `M`, ...), for error messages.
 pub fn dynamo_type(v: &AttributeValue) -> &'static str {
     match v {

@@ -3,7 +3,9 @@
 //! A DynamoDB `N` is a decimal string of up to 38 significant digits with an exponent between
 //! -130 and +125. It is parsed here into *digits × 10^exponent* without ever passing through a
 //! float, then scaled into an `i128` for `Decimal128`; a value that would need rounding or more
-//! digits than the declared precision is refused with a reason, never adjusted.
+//! digits than the declared precision is refused with a reason, never adjusted. A text outside
+//! DynamoDB's own limits (a 39th significant digit, `1E+126`, `1E-131`) is refused too:
+//! DynamoDB could not have produced it and would not take it back.
 
 /// A parsed number: `(-1)^negative × digits × 10^exponent`, `digits` without leading or
 /// trailing zeros (empty for zero).
@@ -13,6 +15,13 @@ pub(crate) struct Parsed {
     pub digits: String,
     pub exponent: i64,
 }
+
+/// Most significant digits of a DynamoDB number.
+pub const MAX_DIGITS: usize = 38;
+/// Smallest exponent of a DynamoDB number in scientific notation (`1E-130`).
+const MIN_ADJUSTED_EXPONENT: i64 = -130;
+/// Largest exponent of a DynamoDB number in scientific notation (`9.99…E+125`).
+const MAX_ADJUSTED_EXPONENT: i64 = 125;
 
 /// Largest exponent magnitude accepted while parsing (DynamoDB allows -130..=125; anything
 /// far beyond is refused before arithmetic could overflow).
@@ -80,6 +89,21 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
             digits,
             exponent: 0,
         });
+    }
+    // DynamoDB refuses (and so can never hand out) numbers beyond these limits; accepting one
+    // here would write a lake value that cannot be synced back.
+    if digits.len() > MAX_DIGITS {
+        return Err(format!(
+            "{text} has {} significant digits, more than DynamoDB's {MAX_DIGITS}",
+            digits.len()
+        ));
+    }
+    // `d.ddd × 10^adjusted`: DynamoDB's range is 1E-130 ..= 9.99…(38 digits)E+125.
+    let adjusted = exponent + digits.len() as i64 - 1;
+    if !(MIN_ADJUSTED_EXPONENT..=MAX_ADJUSTED_EXPONENT).contains(&adjusted) {
+        return Err(format!(
+            "{text} is outside DynamoDB's number range (magnitude 1E-130 to 9.9999999999999999999999999999999999999E+125)"
+        ));
     }
     Ok(Parsed {
         negative,
@@ -239,6 +263,32 @@ mod tests {
         assert!(to_i64("9223372036854775808").is_err());
         assert_eq!(to_i64("-9223372036854775808").unwrap(), i64::MIN);
         assert!(to_f64("1E400").is_err());
+    }
+
+    #[test]
+    fn dynamodb_limits_are_enforced() {
+        let max = format!("9.{}E+125", "9".repeat(37));
+        for ok in [
+            max.as_str(),
+            "1E-130",
+            "-1E-130",
+            "12345678901234567890123456789012345678",
+            "0E+999",
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "123456789012345678901234567890123456789",
+            "1E+126",
+            "1E-131",
+            "10E+125",
+            "0.1E-130",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        // Trailing zeros are not significant digits.
+        assert!(parse(&format!("1{}", "0".repeat(100))).is_ok());
+        assert!(to_f64("1E200").is_err(), "a double DynamoDB cannot store");
     }
 
     #[test]

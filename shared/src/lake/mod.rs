@@ -16,7 +16,9 @@ pub mod writer;
 
 pub use layout::{Area, LakeLayout, day_of_micros, safe_segment};
 pub use pipeline::ParquetPipeline;
-pub use reader::{int96_schema_hint, parquet_reader, read_parquet};
+pub use reader::{
+    GuardedReader, check_column_chunks, int96_schema_hint, parquet_reader, read_parquet,
+};
 pub use remote::{ObjectFailure, S3ParquetObject, open_row_group};
 pub use writer::{
     FileMeta, LakeFileWriter, ParquetOptions, UploadSummary, put_object, write_parquet,

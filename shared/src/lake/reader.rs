@@ -17,12 +17,53 @@ use parquet::basic::Type as PhysicalType;
 
 use super::LakeError;
 
+/// A record batch reader whose decoding panics become errors.
+///
+/// The `parquet` crate still panics on some corrupt pages (e.g. a division by zero in the
+/// byte-array decoder for a page claiming no values; found by the `parquet_read` fuzz
+/// target). An inbound file is untrusted input: such a panic must reject the file, not fail
+/// every retry of the invocation, so each `next` runs under `catch_unwind` (the release
+/// profile unwinds, see `docs/decisions.md`) and a panic ends the reader with an error.
+#[derive(Debug)]
+pub struct GuardedReader {
+    inner: Option<ParquetRecordBatchReader>,
+}
+
+impl GuardedReader {
+    /// Guards `reader`.
+    pub fn new(reader: ParquetRecordBatchReader) -> Self {
+        GuardedReader {
+            inner: Some(reader),
+        }
+    }
+}
+
+impl Iterator for GuardedReader {
+    type Item = Result<RecordBatch, arrow::error::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.next())) {
+            Ok(item) => item,
+            Err(panic) => {
+                self.inner = None;
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown");
+                Some(Err(arrow::error::ArrowError::ParquetError(format!(
+                    "the Parquet decoder failed on corrupt data (panic: {message})"
+                ))))
+            }
+        }
+    }
+}
+
 /// A batch reader over a Parquet file held in memory, INT96 read as µs UTC.
-pub fn parquet_reader(
-    bytes: Bytes,
-    batch_size: usize,
-) -> Result<ParquetRecordBatchReader, LakeError> {
+pub fn parquet_reader(bytes: Bytes, batch_size: usize) -> Result<GuardedReader, LakeError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
+    check_column_chunks(builder.metadata(), bytes.len() as u64)?;
     let int96: Vec<String> = builder
         .parquet_schema()
         .columns()
@@ -40,7 +81,37 @@ pub fn parquet_reader(
         let options = ArrowReaderOptions::new().with_schema(Arc::new(hinted));
         ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
     };
-    Ok(builder.with_batch_size(batch_size.max(1)).build()?)
+    Ok(GuardedReader::new(
+        builder.with_batch_size(batch_size.max(1)).build()?,
+    ))
+}
+
+/// Refuses a footer whose column chunks do not lie inside the file: a negative offset or size
+/// makes the `parquet` crate panic (`ColumnChunkMetaData::byte_range` asserts), and a chunk
+/// past the end can only be corruption. Call it on every footer before reading row groups
+/// (found by the `parquet_read` fuzz target).
+pub fn check_column_chunks(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> Result<(), parquet::errors::ParquetError> {
+    for (g, row_group) in metadata.row_groups().iter().enumerate() {
+        for (c, column) in row_group.columns().iter().enumerate() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            if end.is_none_or(|end| end > file_len) {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "row group {g} column {c}: chunk at offset {start} of {len} bytes is outside the {file_len}-byte file"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Arrow schema to read a file with so that every INT96 column comes back as µs UTC

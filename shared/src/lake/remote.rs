@@ -22,9 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -97,6 +95,7 @@ impl S3ParquetObject {
             .with_prefetch_hint(Some(64 * 1024))
             .load_and_finish(&mut *self, size)
             .await?;
+        super::reader::check_column_chunks(&meta, size)?;
         let meta = Arc::new(meta);
         let plain = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
         match int96_schema_hint(plain.parquet_schema(), plain.schema()) {
@@ -191,6 +190,7 @@ impl AsyncFileReader for S3ParquetObject {
                 .with_prefetch_hint(Some(64 * 1024))
                 .load_and_finish(&mut *self, size)
                 .await?;
+            super::reader::check_column_chunks(&meta, size)?;
             Ok(Arc::new(meta))
         })
     }
@@ -206,7 +206,7 @@ pub async fn open_row_group(
     row_group: usize,
     skip_rows: usize,
     batch_size: usize,
-) -> Result<Option<ParquetRecordBatchReader>, ParquetError> {
+) -> Result<Option<super::reader::GuardedReader>, ParquetError> {
     let mut builder =
         ParquetRecordBatchStreamBuilder::new_with_metadata(object.clone(), metadata.clone())
             .with_row_groups(vec![row_group])
@@ -215,5 +215,8 @@ pub async fn open_row_group(
         builder = builder.with_offset(skip_rows);
     }
     let mut stream = builder.build()?;
-    stream.next_row_group().await
+    Ok(stream
+        .next_row_group()
+        .await?
+        .map(super::reader::GuardedReader::new))
 }
