@@ -3,8 +3,8 @@
 //! `wr.dynamodb.read_items` + `wr.s3.to_parquet`.
 //!
 //! - **Data**: the shared generator's items (`data::items`, the same as every benchmark),
-//!   loaded once into the local DynamoDB (dynoxide, in this process) with parallel
-//!   `BatchWriteItem`s, growing from one size to the next (the first 100k items of the 1M
+//!   loaded once into the local DynamoDB (dynoxide, in this process) through dynoxide's
+//!   import API, growing from one size to the next (the first 100k items of the 1M
 //!   table are the 100k table). The schedule tick is ten years after the data's "now", so
 //!   every item is aged.
 //! - **Rust**: the release `aged-export` binary under the Lambda harness, a **new process per
@@ -26,13 +26,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use dynabridge_devstack::provision::{self, ResourceNames, Resources};
 use dynabridge_devstack::sample::Item;
 use dynabridge_devstack::sources::async_invoke::AsyncInvoker;
 use dynabridge_devstack::sources::schedule::scheduled_event;
 use dynabridge_devstack::{FunctionProcess, FunctionSpec, LocalStack, StackOptions};
-use futures::StreamExt;
 
 use super::Ctx;
 use crate::measure::{proc_cpu, proc_peak_rss_kb, run_child};
@@ -52,48 +50,29 @@ const TARGET_RSS_MB: f64 = 64.0;
 /// Target: RSS flat from 100k to 1M items.
 const TARGET_GROWTH: f64 = 1.25;
 
-/// Loads the next `count` items of `items` with parallel `BatchWriteItem`s (25 items each).
-async fn load(
-    ddb: &aws_sdk_dynamodb::Client,
+/// Loads the next `count` items of `items` straight into dynoxide's storage (its import
+/// API, 10,000 items at a time): the fastest way to a 1M-item table.
+fn load(
+    stack: &LocalStack,
     table: &str,
     items: &mut impl Iterator<Item = Item>,
     count: usize,
 ) -> Result<()> {
     let mut left = count;
-    let chunks = std::iter::from_fn(|| {
-        let take = left.min(25);
+    while left > 0 {
+        let take = left.min(10_000);
+        let chunk: Vec<serde_json::Value> = items
+            .by_ref()
+            .take(take)
+            .map(|item| crate::data::item_json(&item))
+            .collect();
+        let imported = stack.import_items(table, chunk)?;
+        if imported != take {
+            bail!("imported {imported} of {take} items");
+        }
         left -= take;
-        (take > 0).then(|| items.by_ref().take(take).collect::<Vec<Item>>())
-    });
-    let results: Vec<Result<()>> = futures::stream::iter(chunks)
-        .map(|chunk| async move {
-            let mut requests: Vec<WriteRequest> = chunk
-                .into_iter()
-                .map(|item| {
-                    Ok(WriteRequest::builder()
-                        .put_request(PutRequest::builder().set_item(Some(item)).build()?)
-                        .build())
-                })
-                .collect::<Result<_>>()?;
-            while !requests.is_empty() {
-                let out = ddb
-                    .batch_write_item()
-                    .request_items(table, requests)
-                    .send()
-                    .await
-                    .context("BatchWriteItem")?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|m| m.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-            Ok(())
-        })
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    results.into_iter().collect()
+    }
+    Ok(())
 }
 
 /// A bare paginated Scan of `table`: items and seconds.
@@ -214,7 +193,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
 
     for &n in &sizes {
         let started = Instant::now();
-        load(&ddb, &table, &mut items, (n - loaded) as usize).await?;
+        load(&stack, &table, &mut items, (n - loaded) as usize)?;
         load_notes.push(format!(
             "{} items in {:.0} s",
             fmt_int(n - loaded),
@@ -358,7 +337,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         BENCH,
         format!(
             "The generated items (Customer, Order, Session, ~0.3–1 KB) loaded into dynoxide \
-             with parallel BatchWriteItem ({}); every item aged. Rust: a new release \
+             through its import API ({}); every item aged. Rust: a new release \
              aged-export process per run, one scan segment, response dispatch, action `none`, \
              default part / row-group settings; peak RSS is its VmHWM. The bare scan is a \
              paginated Scan of the same table with the same segments from the orchestrator; \
