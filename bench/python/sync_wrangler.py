@@ -42,7 +42,8 @@ def gen(rows, out):
         cols["placed_at"].append(NOW - dt.timedelta(milliseconds=rnd.randrange(400 * 86_400_000)))
         cols["currency"].append(rnd.choice(["EUR", "USD", "JPY"]))
         cols["weights"].append(
-            [Decimal(rnd.randrange(1, 10_000)) / 1000 for _ in range(rnd.randrange(1, 4))])
+            # A number set: distinct values (DynamoDB refuses a set with duplicates).
+            [Decimal(w) / 1000 for w in rnd.sample(range(1, 10_000), rnd.randrange(1, 4))])
         cols["discount"].append(rnd.randrange(1, 60) / 100 if rnd.randrange(3) == 0 else None)
         cols["ref_number"].append(str(rnd.randrange(10**37, 10**38)))
         cols["gift"].append(rnd.randrange(5) == 0)
