@@ -194,6 +194,23 @@ impl LocalStack {
             .map_err(|e| anyhow!("TTL sweep: {e}"))
     }
 
+    /// Bulk-loads items (DynamoDB-JSON maps, binaries base64) into `table` straight through
+    /// dynoxide's import API: no HTTP, no stream records, existing keys overwritten. For
+    /// benchmarks that need millions of items; tests write through the API. Returns how many
+    /// items were imported.
+    pub fn import_items(&self, table: &str, items: Vec<serde_json::Value>) -> Result<usize> {
+        let items = items
+            .into_iter()
+            .map(serde_json::from_value::<dynoxide::types::Item>)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .context("item is not DynamoDB-JSON")?;
+        let out = self
+            .db
+            .import_items(table, items, dynoxide::ImportOptions::default())
+            .map_err(|e| anyhow!("importing into {table}: {e}"))?;
+        Ok(out.items_imported)
+    }
+
     /// Environment variables that point an AWS SDK (Rust, Python, CLI) at this stack.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         let mut env = vec![

@@ -67,6 +67,18 @@ pub struct RunArgs {
     /// Items written by the writer benchmark; default 10000, smoke 1000.
     #[arg(long)]
     pub writer_items: Option<usize>,
+    /// incremental-sync input sizes (rows of the inbound file); default 10000,100000, smoke
+    /// 1000.
+    #[arg(long, value_delimiter = ',')]
+    pub sync_sizes: Option<Vec<u64>>,
+    /// aged-export table sizes (items); default 100000,1000000, smoke 2000. The table is
+    /// loaded once, growing from one size to the next.
+    #[arg(long, value_delimiter = ',')]
+    pub export_sizes: Option<Vec<u64>>,
+    /// Largest aged-export table the awswrangler peer exports more than once (it takes minutes
+    /// and gigabytes at 1M items); default 100000.
+    #[arg(long)]
+    pub export_python_repeat_max: Option<u64>,
     /// Only these benchmarks (comma-separated ids of `ALL`).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
