@@ -159,7 +159,9 @@ pub fn check_storable(v: &AttributeValue) -> Result<(), String> {
 }
 
 fn check_level(v: &AttributeValue, level: usize) -> Result<(), String> {
-    if level > MAX_NESTING_LEVELS {
+    // Levels are containers (`M`, `L`): a top-level map is level 1, and a scalar inside the
+    // 32nd nested map is still storable.
+    if matches!(v, AttributeValue::M(_) | AttributeValue::L(_)) && level > MAX_NESTING_LEVELS {
         return Err(format!(
             "nested deeper than DynamoDB's {MAX_NESTING_LEVELS} levels"
         ));
