@@ -147,7 +147,10 @@ pub fn lake_schema(version: &EntityVersion) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// DynamoDB's document nesting limit: the top-level attribute value is level 1.
+/// DynamoDB's document nesting limit: the top-level attribute value is level 1 and every value
+/// counts, scalars included, so 31 nested maps holding a scalar is the deepest storable value
+/// (as DynamoDB answers, and dynoxide reproduces: "Nesting Levels have exceeded supported
+/// limits" from 32 maps around a scalar).
 pub const MAX_NESTING_LEVELS: usize = 32;
 
 /// Checks what the schema does not type (`json` fields, attributes bound for `_extra`) against
@@ -159,9 +162,7 @@ pub fn check_storable(v: &AttributeValue) -> Result<(), String> {
 }
 
 fn check_level(v: &AttributeValue, level: usize) -> Result<(), String> {
-    // Levels are containers (`M`, `L`): a top-level map is level 1, and a scalar inside the
-    // 32nd nested map is still storable.
-    if matches!(v, AttributeValue::M(_) | AttributeValue::L(_)) && level > MAX_NESTING_LEVELS {
+    if level > MAX_NESTING_LEVELS {
         return Err(format!(
             "nested deeper than DynamoDB's {MAX_NESTING_LEVELS} levels"
         ));

@@ -124,7 +124,8 @@ pub fn item(pairs: Vec<(&str, V)>) -> Attributes {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// A map nested `depth` levels deep with unicode keys, ending in a number.
+/// A map nested `depth` levels deep with unicode keys, ending in a number (one level more:
+/// `deep_map(31)` is DynamoDB's deepest storable value, 32 levels).
 pub fn deep_map(depth: usize) -> V {
     let mut v = n("-1.5E-130");
     for level in (0..depth).rev() {
