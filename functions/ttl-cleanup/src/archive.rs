@@ -35,9 +35,9 @@ fn archived(record: &BatchRecord) -> bool {
 pub async fn archive(
     config: &Config,
     clients: &AwsClients,
-    payload: &Value,
+    payload: Value,
 ) -> Result<Value, DynabridgeError> {
-    let batch = StreamBatch::parse(payload)?;
+    let batch = StreamBatch::from_payload(payload)?;
     let shard = batch.checkpoint_shard();
     let seqs = batch.sequence_numbers();
     let checkpoints = Checkpoints::new(clients.control.clone(), &config.common.control_table);

@@ -17,12 +17,12 @@ pub async fn handle(
     clients: &AwsClients,
     event: LambdaEvent<Value>,
 ) -> Result<Value, DynabridgeError> {
-    let payload = &event.payload;
+    let deadline_ms = event.context.deadline as i64;
+    let payload = event.payload;
     if payload.get("Records").is_some() {
         return crate::archive::archive(config, clients, payload).await;
     }
     if payload.get("detail-type").is_some() {
-        let deadline_ms = event.context.deadline as i64;
         return crate::sweep::sweep(config, clients, deadline_ms).await;
     }
     Err(DynabridgeError::InvalidEvent(
