@@ -7,6 +7,7 @@
 //! flushed row group as multipart parts so memory stays bounded by one row group plus one
 //! part, whatever the input size.
 
+pub mod footer;
 pub mod items;
 pub mod layout;
 pub mod pipeline;
@@ -14,6 +15,7 @@ pub mod reader;
 pub mod remote;
 pub mod writer;
 
+pub use footer::check_footer_tail;
 pub use layout::{Area, LakeLayout, day_of_micros, safe_segment};
 pub use pipeline::ParquetPipeline;
 pub use reader::{

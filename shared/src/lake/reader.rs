@@ -62,6 +62,8 @@ impl Iterator for GuardedReader {
 
 /// A batch reader over a Parquet file held in memory, INT96 read as µs UTC.
 pub fn parquet_reader(bytes: Bytes, batch_size: usize) -> Result<GuardedReader, LakeError> {
+    // Bounded work before the crate decodes the footer (`lake::footer`).
+    super::footer::check_footer_tail(&bytes)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
     check_column_chunks(builder.metadata(), bytes.len() as u64)?;
     let int96: Vec<String> = builder

@@ -84,19 +84,7 @@ impl S3ParquetObject {
 
     /// Reads and parses the footer (the file's metadata), INT96 columns hinted as µs UTC.
     pub async fn metadata(&mut self) -> Result<ArrowReaderMetadata, ParquetError> {
-        if self.size < 12 {
-            return Err(ParquetError::General(format!(
-                "object is {} bytes: too small to be a Parquet file",
-                self.size
-            )));
-        }
-        let size = self.size;
-        let meta = ParquetMetaDataReader::new()
-            .with_prefetch_hint(Some(64 * 1024))
-            .load_and_finish(&mut *self, size)
-            .await?;
-        super::reader::check_column_chunks(&meta, size)?;
-        let meta = Arc::new(meta);
+        let meta = Arc::new(self.load_metadata().await?);
         let plain = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
         match int96_schema_hint(plain.parquet_schema(), plain.schema()) {
             None => Ok(plain),
@@ -105,6 +93,37 @@ impl S3ParquetObject {
                 ArrowReaderOptions::new().with_schema(Arc::new(hinted)),
             ),
         }
+    }
+
+    /// Fetches the footer (one ranged GET of the last 64 KiB, a second one only for a bigger
+    /// footer), checks it with bounded work (`lake::footer`) and decodes it; the column chunks
+    /// must lie inside the object.
+    async fn load_metadata(&self) -> Result<ParquetMetaData, ParquetError> {
+        const PREFETCH: u64 = 64 * 1024;
+        let size = self.size;
+        if size < 12 {
+            return Err(ParquetError::General(format!(
+                "object is {size} bytes: too small to be a Parquet file"
+            )));
+        }
+        let prefetch = size.min(PREFETCH);
+        let mut tail = self.fetch(size - prefetch..size).await?;
+        let n = tail.len();
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&tail[n - 8..n - 4]);
+        let footer = u64::from(u32::from_le_bytes(len)) + 8;
+        if footer > prefetch && footer <= size {
+            let head = self.fetch(size - footer..size - prefetch).await?;
+            let mut whole = Vec::with_capacity(footer as usize);
+            whole.extend_from_slice(&head);
+            whole.extend_from_slice(&tail);
+            tail = Bytes::from(whole);
+        }
+        let metadata_len = super::footer::check_footer_tail(&tail)?;
+        let end = tail.len() - 8;
+        let meta = ParquetMetaDataReader::decode_metadata(&tail[end - metadata_len..end])?;
+        super::reader::check_column_chunks(&meta, size)?;
+        Ok(meta)
     }
 
     async fn fetch(&self, range: Range<u64>) -> Result<Bytes, ParquetError> {
@@ -184,15 +203,7 @@ impl AsyncFileReader for S3ParquetObject {
         &'a mut self,
         _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        Box::pin(async move {
-            let size = self.size;
-            let meta = ParquetMetaDataReader::new()
-                .with_prefetch_hint(Some(64 * 1024))
-                .load_and_finish(&mut *self, size)
-                .await?;
-            super::reader::check_column_chunks(&meta, size)?;
-            Ok(Arc::new(meta))
-        })
+        Box::pin(async move { Ok(Arc::new(self.load_metadata().await?)) })
     }
 }
 
