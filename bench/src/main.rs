@@ -71,6 +71,7 @@ enum Command {
 static GLOBAL_ALLOCATOR: dynabridge_shared::boot::Allocator = dynabridge_shared::boot::ALLOCATOR;
 
 fn main() -> Result<()> {
+    dynabridge_shared::boot::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {

@@ -137,6 +137,50 @@ impl Results {
         self.notes.push((bench.into(), text.into()));
     }
 
+    /// These results with the benchmarks `rerun` replaced by `new`'s (`--merge`), every list
+    /// kept in the benchmarks' `order`; `meta.rerun` records which were re-run and when.
+    pub fn merged(mut self, new: Results, rerun: &[&str], order: &[&str]) -> Results {
+        let keep = |bench: &str| !rerun.contains(&bench);
+        self.measurements.retain(|m| keep(&m.bench));
+        self.comparisons.retain(|c| keep(&c.bench));
+        self.pending.retain(|p| keep(&p.bench));
+        self.notes.retain(|(b, _)| keep(b));
+        self.measurements.extend(new.measurements);
+        self.comparisons.extend(new.comparisons);
+        self.pending.extend(new.pending);
+        self.notes.extend(new.notes);
+        let rank = |bench: &str| {
+            order
+                .iter()
+                .position(|b| *b == bench)
+                .unwrap_or(order.len())
+        };
+        self.measurements.sort_by_key(|m| rank(&m.bench));
+        self.comparisons.sort_by_key(|c| rank(&c.bench));
+        self.pending.sort_by_key(|p| rank(&p.bench));
+        self.notes.sort_by_key(|(b, _)| rank(b));
+        let date = new
+            .meta
+            .get("date")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let mut reruns = self
+            .meta
+            .get("rerun")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_default();
+        for bench in rerun {
+            if !reruns.is_empty() {
+                reruns.push_str("; ");
+            }
+            reruns.push_str(&format!("{bench} re-run on {date}"));
+        }
+        self.meta.insert("rerun".into(), reruns.into());
+        self
+    }
+
     /// Writes `results.json` and `results.md` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
@@ -172,6 +216,13 @@ impl Results {
             meta("date"),
             meta("runs"),
         );
+        if !meta("rerun").is_empty() {
+            let _ = writeln!(
+                md,
+                "Re-run since (`scripts/bench --only … --merge`, same machine): {}.\n",
+                meta("rerun")
+            );
+        }
         if meta("mode") == "smoke" {
             let _ = writeln!(
                 md,

@@ -41,9 +41,50 @@ pub type Allocator = mimalloc::MiMalloc;
 /// The allocator value for `#[global_allocator]`.
 pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 
-/// Defines `main` for a function crate: [`cold_start`] with the given config type, then the
-/// Lambda runtime loop calling `handler(&config, &clients, event)` for each invocation. It
-/// also installs [`ALLOCATOR`] as the global allocator.
+/// mimalloc's option numbers (`mi_option_e` in the `mimalloc.h` that `libmimalloc-sys`
+/// 0.1.49 builds: mimalloc v3).
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+}
+
+/// Sets the [`ALLOCATOR`]'s memory options for a Lambda function, unless the environment
+/// already sets them: freed memory goes back to the OS at once (`purge_delay` 0, instead of
+/// keeping it for later allocations) and arenas are committed on demand
+/// (`arena_eager_commit` 0). mimalloc's defaults doubled peak RSS (docs/decisions.md,
+/// "Allocator"); built into the binary, the settings hold however the function is deployed
+/// or started. Called first thing by [`lambda_main!`] (and the benchmark programs).
+pub fn tune_allocator() {
+    for (option, var) in [
+        (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
+        (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: `mi_option_set` only stores an integer in mimalloc's option table
+            // (thread-safe, valid at any time); the option numbers are those of the bundled
+            // mimalloc version (checked by the `allocator_options` test).
+            unsafe { mi_option_set(option, 0) };
+        }
+    }
+}
+
+/// The current value of the [`ALLOCATOR`]'s `purge_delay` and `arena_eager_commit` options.
+pub fn allocator_options() -> (std::ffi::c_long, std::ffi::c_long) {
+    // SAFETY: reads mimalloc's option table (thread-safe).
+    unsafe {
+        (
+            mi_option_get(MI_OPTION_PURGE_DELAY),
+            mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT),
+        )
+    }
+}
+
+/// Defines `main` for a function crate: [`tune_allocator`], [`cold_start`] with the given
+/// config type, then the Lambda runtime loop calling `handler(&config, &clients, event)` for
+/// each invocation. It also installs [`ALLOCATOR`] as the global allocator.
 ///
 /// ```ignore
 /// mod config;
@@ -58,6 +99,7 @@ macro_rules! lambda_main {
 
         #[tokio::main]
         async fn main() -> Result<(), lambda_runtime::Error> {
+            $crate::boot::tune_allocator();
             let (config, clients) = $crate::boot::cold_start::<$config>().await?;
             lambda_runtime::run(lambda_runtime::service_fn(|event| {
                 $handler(&config, &clients, event)
@@ -65,4 +107,23 @@ macro_rules! lambda_main {
             .await
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_options() {
+        let env_set = std::env::var_os("MIMALLOC_PURGE_DELAY").is_some()
+            || std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_some();
+        if !env_set {
+            // mimalloc v3's defaults: the option numbers point at the right options.
+            assert_eq!(super::allocator_options(), (1000, 2));
+        }
+        tune_allocator();
+        if !env_set {
+            assert_eq!(super::allocator_options(), (0, 0));
+        }
+    }
 }

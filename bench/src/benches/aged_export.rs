@@ -127,6 +127,9 @@ async fn export_once(
             ("DYNABRIDGE_EXPORT_DEADLINE_RESERVE_MS", "20000".into()),
             ("RUST_LOG", "warn".into()),
         ])
+        // Tuning experiments: `DYNABRIDGE_EXPORT_*` settings given to `scripts/bench` reach
+        // the function (the harness otherwise starts it with a clean environment).
+        .with_env(std::env::vars().filter(|(k, _)| k.starts_with("DYNABRIDGE_EXPORT_")))
         .with_timeout(Duration::from_secs(900));
     let spec = FunctionSpec {
         log_file: Some(log),

@@ -82,6 +82,11 @@ pub struct RunArgs {
     /// Only these benchmarks (comma-separated ids of `ALL`).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
+    /// With `--only`: keep the other benchmarks' results already in `--out/results.json`
+    /// (re-running one benchmark after a change); the selected ones are replaced, and the
+    /// report says which benchmarks were re-run when.
+    #[arg(long, requires = "only")]
+    pub merge: bool,
 }
 
 /// What every benchmark gets.
@@ -218,6 +223,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 .is_none_or(|only| only.iter().any(|o| o == id))
         })
         .collect();
+    let selected_ids: Vec<&str> = selected.clone();
     let mut crashed = Vec::new();
     for id in selected {
         eprintln!("==> benchmark {id}");
@@ -242,6 +248,27 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     }
     let out = absolute(&root, &args.out);
+    if args.merge {
+        let previous: Results = serde_json::from_slice(
+            &std::fs::read(out.join("results.json"))
+                .with_context(|| format!("--merge: reading {}", out.display()))?,
+        )
+        .context("--merge: parsing results.json")?;
+        // The stream-fanout benchmark also records the idempotency figures.
+        let with_sub = |ids: &[&'static str]| -> Vec<&'static str> {
+            ids.iter()
+                .flat_map(|id| match *id {
+                    "stream-fanout" => vec!["stream-fanout", "idempotency"],
+                    other => vec![other],
+                })
+                .collect()
+        };
+        ctx.results = previous.merged(
+            std::mem::take(&mut ctx.results),
+            &with_sub(&selected_ids),
+            &with_sub(ALL),
+        );
+    }
     ctx.results.write(&out)?;
     eprintln!("{}", ctx.results.markdown());
     eprintln!("results: {}", out.join("results.md").display());

@@ -207,7 +207,7 @@ pub struct Config {
     pub row_group_bytes: usize,
     /// Multipart part size.
     pub upload_part_bytes: usize,
-    /// Page limit.
+    /// `Limit` of each Scan/Query page (default 1,000 items).
     pub page_limit: Option<i32>,
     /// Deadline reserve.
     pub deadline_reserve: Duration,
@@ -324,10 +324,15 @@ impl FunctionConfig for Config {
             )
             .into());
         }
-        let page_limit: Option<i32> = env.parse_opt(vars::PAGE_LIMIT)?;
-        if page_limit.is_some_and(|l| l < 1) {
-            return Err(invalid(vars::PAGE_LIMIT, format!("{page_limit:?}"), "must be ≥ 1").into());
+        // 1,000 items per page (about half of DynamoDB's 1 MB page for 0.5 KB items): a
+        // whole page is decoded before it is encoded, and with 1 MB pages it was the biggest
+        // part of the peak RSS (67 → 54 MiB at 100k items, throughput within noise; the
+        // read capacity used is the same, only the request count grows).
+        let page_limit: i32 = env.parse_or(vars::PAGE_LIMIT, 1000)?;
+        if page_limit < 1 {
+            return Err(invalid(vars::PAGE_LIMIT, page_limit.to_string(), "must be ≥ 1").into());
         }
+        let page_limit = Some(page_limit);
         let positive = |name: &str, v: usize| -> Result<usize, ConfigError> {
             if v == 0 {
                 Err(invalid(name, "0", "must be ≥ 1"))
@@ -366,7 +371,9 @@ impl FunctionConfig for Config {
                 vars::PART_MAX_BYTES,
                 env.parse_or(vars::PART_MAX_BYTES, 16 * 1024 * 1024)?,
             )?,
-            batch_rows: positive(vars::BATCH_ROWS, env.parse_or(vars::BATCH_ROWS, 4096)?)?,
+            // Rows buffered per entity before Arrow encoding (4096 cost ~6 MiB more peak RSS
+            // with three entities, for no measurable throughput).
+            batch_rows: positive(vars::BATCH_ROWS, env.parse_or(vars::BATCH_ROWS, 1024)?)?,
             row_group_rows: positive(
                 vars::ROW_GROUP_ROWS,
                 env.parse_or(vars::ROW_GROUP_ROWS, 16_384)?,
