@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
-use dynabridge_shared::codec::{EntityEncoders, Op, RowMeta};
+use dynabridge_shared::codec::{EntityEncoders, ItemRef, Op, RowMeta};
 use dynabridge_shared::lake::{FileMeta, ParquetOptions, ParquetPipeline, writer_properties};
 use dynabridge_shared::schema::Registry;
 use serde::Deserialize;
@@ -34,9 +34,9 @@ pub const FLUSH_ROWS: usize = 8192;
 const PIPELINE_DEPTH: usize = 2;
 
 #[derive(Deserialize)]
-struct Line {
-    #[serde(rename = "Item")]
-    item: serde_dynamo::Item,
+struct Line<'a> {
+    #[serde(rename = "Item", borrow)]
+    item: ItemRef<'a>,
 }
 
 fn lines(input: &Path) -> Result<impl BufRead> {
@@ -66,7 +66,7 @@ pub fn convert(input: &Path, out: &Path, registry: &Path) -> Result<()> {
                     let dir = out.join(format!("entity={entity}"));
                     std::fs::create_dir_all(&dir)?;
                     let meta = FileMeta::for_entity(&registry, registry.entity(&entity)?);
-                    let props = writer_properties(&ParquetOptions::default(), &meta)?;
+                    let props = writer_properties(&ParquetOptions::streaming(), &meta)?;
                     let file = File::create(dir.join("part-00000.parquet"))?;
                     let sink = std::io::BufWriter::with_capacity(1 << 20, file);
                     let w = ParquetPipeline::spawn(sink, batch.schema(), props, PIPELINE_DEPTH)?;
@@ -85,15 +85,18 @@ pub fn convert(input: &Path, out: &Path, registry: &Path) -> Result<()> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed: Line = serde_json::from_slice(&line)
-            .map_err(|e| anyhow!("line {}: {e}", items + errors + 1))?;
+        // One UTF-8 check of the whole line; parsing from `&str` then skips it per string.
+        let text =
+            std::str::from_utf8(&line).map_err(|e| anyhow!("line {}: {e}", items + errors + 1))?;
+        let mut parsed: Line<'_> =
+            serde_json::from_str(text).map_err(|e| anyhow!("line {}: {e}", items + errors + 1))?;
         let seq = format!("{items:020}");
         let meta = RowMeta {
             op: Op::Snapshot,
             seq: &seq,
             event_time_micros: event_time,
         };
-        match encoders.append(parsed.item.inner(), &meta) {
+        match encoders.append_view(&mut parsed.item, &meta) {
             Ok(_) => items += 1,
             Err(_) => errors += 1,
         }

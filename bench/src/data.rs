@@ -160,7 +160,8 @@ mod tests {
             .collect();
         assert_eq!(seqs.len(), 100);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-        let batch = dynabridge_shared::stream::StreamBatch::parse(&b.next_batch(20)).unwrap();
+        let text = b.next_batch(20).to_string();
+        let batch = dynabridge_shared::stream::StreamBatch::parse(&text).unwrap();
         assert!(batch.records.iter().all(|r| r.change.is_ok()));
         assert_eq!(batch.checkpoint_shard(), "shard-1");
     }

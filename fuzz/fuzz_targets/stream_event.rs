@@ -1,25 +1,31 @@
-//! Stream events: arbitrary bytes as a Lambda payload → JSON → `StreamBatch::parse` (the
-//! envelope, records, DynamoDB-JSON images) → the CDC sink's per-record classification
+//! Stream events: arbitrary bytes as a Lambda payload → JSON text → `StreamBatch::parse` (the
+//! envelope, records, DynamoDB-JSON images) → `StreamBatch::resolve` (entities, upcasts in
+//! place) → the CDC sink's per-record classification
 //! (entity selection, validation, quarantine kind) → the ordered batch response, as
 //! stream-fanout and ttl-cleanup handle a batch. Invariant: no panic; a refused batch is a
 //! typed `DynabridgeError`, a refused record a quarantine kind.
 #![no_main]
 
-use dynabridge_fuzz::sink;
+use dynabridge_fuzz::{registry, sink};
 use dynabridge_shared::stream::{StreamBatch, batch_response};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) else {
+    // The runtime hands the handler valid JSON text only.
+    let Ok(payload) = std::str::from_utf8(data) else {
         return;
     };
-    let batch = match StreamBatch::parse(&payload) {
+    if serde_json::from_str::<serde::de::IgnoredAny>(payload).is_err() {
+        return;
+    }
+    let mut batch = match StreamBatch::parse(payload) {
         Ok(b) => b,
         Err(e) => {
             assert!(!e.error_type().is_empty());
             return;
         }
     };
+    batch.resolve(registry());
     let _ = batch.checkpoint_shard();
     let mut failed_from = None;
     for (i, record) in batch.records.iter().enumerate() {

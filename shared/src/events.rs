@@ -13,8 +13,9 @@
 //! - **Duplicates**: a retried entry may have been delivered before the failure was seen
 //!   (at-least-once); consumers dedupe on the stream event id carried in the detail.
 //!
-//! [`item_to_json`] renders a DynamoDB image as plain JSON for event details: numbers stay
-//! JSON numbers only when that is exact, otherwise they are strings with the original digits.
+//! Event details are JSON text; stream images in them are written by
+//! [`crate::codec::ItemRef::write_plain_json`] (numbers stay JSON numbers only when that is
+//! exact, otherwise they are strings with the original digits).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,7 @@ use std::time::Duration;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::retry::{Jitter, RandomJitter, full_jitter};
-use base64::Engine;
-use serde_dynamo::AttributeValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// EventBridge's per-call entry limit.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
@@ -36,12 +35,25 @@ pub const MAX_CALL_BYTES: usize = 256 * 1024;
 pub struct DomainEvent {
     /// `DetailType`, e.g. `Order Inserted`.
     pub detail_type: String,
-    /// The full detail.
-    pub detail: Value,
-    /// The detail to send instead when the full one is too large (a pointer to the lake).
-    pub claim_check: Option<Value>,
+    /// The full detail (JSON text).
+    pub detail: String,
+    /// The detail to send instead when the full one is too large (JSON text of a pointer to
+    /// the lake).
+    pub claim_check: Option<String>,
     /// `Resources` (ARNs), usually empty.
     pub resources: Vec<String>,
+}
+
+impl DomainEvent {
+    /// An event with a JSON detail and no claim check.
+    pub fn new(detail_type: impl Into<String>, detail: &Value) -> Self {
+        DomainEvent {
+            detail_type: detail_type.into(),
+            detail: detail.to_string(),
+            claim_check: None,
+            resources: Vec::new(),
+        }
+    }
 }
 
 /// Why an event was not published.
@@ -167,20 +179,15 @@ impl EventPublisher {
         let mut pending: Vec<(usize, PutEventsRequestEntry, usize)> =
             Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
-            let full = event.detail.to_string();
-            let size = self.entry_size(&event.detail_type, &full, &event.resources);
+            let size = self.entry_size(&event.detail_type, &event.detail, &event.resources);
             if size <= MAX_CALL_BYTES {
-                pending.push((index, self.entry(event, full), size));
+                pending.push((index, self.entry(event, event.detail.clone()), size));
                 continue;
             }
-            let checked = event
-                .claim_check
-                .as_ref()
-                .map(Value::to_string)
-                .and_then(|d| {
-                    let size = self.entry_size(&event.detail_type, &d, &event.resources);
-                    (size <= MAX_CALL_BYTES).then_some((d, size))
-                });
+            let checked = event.claim_check.clone().and_then(|d| {
+                let size = self.entry_size(&event.detail_type, &d, &event.resources);
+                (size <= MAX_CALL_BYTES).then_some((d, size))
+            });
             match checked {
                 Some((detail, size)) => {
                     report.claim_checks += 1;
@@ -317,132 +324,10 @@ fn pack(
     calls
 }
 
-/// Renders a DynamoDB item as plain JSON (see [`attribute_to_json`]).
-pub fn item_to_json<'a>(item: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>) -> Value {
-    Value::Object(
-        item.into_iter()
-            .map(|(k, v)| (k.clone(), attribute_to_json(v)))
-            .collect::<Map<_, _>>(),
-    )
-}
-
-/// Renders one attribute as plain JSON: `S` → string, `N` → number when exact else string,
-/// `B` → base64 string, `BOOL` → bool, `NULL` → null, sets and `L` → arrays, `M` → object.
-pub fn attribute_to_json(value: &AttributeValue) -> Value {
-    let b64 = |b: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(b));
-    match value {
-        AttributeValue::S(s) => Value::String(s.clone()),
-        AttributeValue::N(n) => number_to_json(n),
-        AttributeValue::B(b) => b64(b),
-        AttributeValue::Bool(b) => Value::Bool(*b),
-        AttributeValue::Null(_) => Value::Null,
-        AttributeValue::Ss(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
-        AttributeValue::Ns(v) => Value::Array(v.iter().map(|n| number_to_json(n)).collect()),
-        AttributeValue::Bs(v) => Value::Array(v.iter().map(|b| b64(b)).collect()),
-        AttributeValue::L(v) => Value::Array(v.iter().map(attribute_to_json).collect()),
-        AttributeValue::M(m) => item_to_json(m.iter()),
-    }
-}
-
-/// A DynamoDB number as a JSON number when the JSON text denotes exactly the same decimal
-/// (and a double reads it back exactly), else as a string with the original digits.
-pub fn number_to_json(n: &str) -> Value {
-    let exact = n.parse::<f64>().ok().filter(|f| f.is_finite()).filter(|f| {
-        canonical_decimal(&format!("{f:e}")).is_some_and(|c| Some(c) == canonical_decimal(n))
-    });
-    match exact {
-        Some(f) => {
-            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-                Value::from(f as i64)
-            } else {
-                serde_json::Number::from_f64(f)
-                    .map_or_else(|| Value::String(n.to_string()), Value::Number)
-            }
-        }
-        None => Value::String(n.to_string()),
-    }
-}
-
-/// (negative, significant digits, exponent of the last digit) of a decimal string.
-fn canonical_decimal(s: &str) -> Option<(bool, String, i64)> {
-    let s = s.trim();
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
-        None => (body, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty()
-        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let digits = format!("{int}{frac}");
-    let mut exp = exp - frac.len() as i64;
-    let trimmed_end = digits.trim_end_matches('0');
-    exp += (digits.len() - trimmed_end.len()) as i64;
-    let significant = trimmed_end.trim_start_matches('0');
-    if significant.is_empty() {
-        return Some((false, "0".into(), 0));
-    }
-    Some((neg, significant.to_string(), exp))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn numbers_stay_exact() {
-        assert_eq!(number_to_json("42"), json!(42));
-        assert_eq!(number_to_json("-7"), json!(-7));
-        assert_eq!(number_to_json("12.50"), json!(12.5));
-        assert_eq!(number_to_json("0.1"), json!(0.1));
-        assert_eq!(number_to_json("1E+2"), json!(100));
-        assert_eq!(
-            number_to_json("9007199254740993"),
-            json!("9007199254740993")
-        );
-        assert_eq!(
-            number_to_json("12345678901234567890123456789012345678"),
-            json!("12345678901234567890123456789012345678")
-        );
-        assert_eq!(
-            number_to_json("0.30000000000000000001"),
-            json!("0.30000000000000000001")
-        );
-        assert_eq!(number_to_json("1e-130"), json!(1e-130));
-        assert_eq!(number_to_json("not-a-number"), json!("not-a-number"));
-    }
-
-    #[test]
-    fn images_render_as_plain_json() {
-        let item: serde_dynamo::Item = serde_json::from_value(json!({
-            "pk": {"S": "ORDER#1"},
-            "total": {"N": "129.90"},
-            "big": {"N": "123456789012345678901234567890"},
-            "tags": {"SS": ["a", "b"]},
-            "qty": {"NS": ["1", "2"]},
-            "blob": {"B": "AAE="},
-            "ok": {"BOOL": true},
-            "none": {"NULL": true},
-            "lines": {"L": [{"M": {"sku": {"S": "x"}, "n": {"N": "3"}}}]}
-        }))
-        .unwrap();
-        let v = item_to_json(item.iter());
-        assert_eq!(
-            v,
-            json!({
-                "pk": "ORDER#1", "total": 129.9, "big": "123456789012345678901234567890",
-                "tags": ["a", "b"], "qty": [1, 2], "blob": "AAE=", "ok": true, "none": null,
-                "lines": [{"sku": "x", "n": 3}]
-            })
-        );
-    }
 
     fn entry(n: usize) -> (usize, PutEventsRequestEntry, usize) {
         (n, PutEventsRequestEntry::builder().build(), 0)

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 fn event(i: usize) -> DomainEvent {
     DomainEvent {
         detail_type: "Order Inserted".into(),
-        detail: json!({"eventId": format!("e{i}"), "keys": {"pk": format!("ORDER#{i}")}}),
+        detail: json!({"eventId": format!("e{i}"), "keys": {"pk": format!("ORDER#{i}")}})
+            .to_string(),
         claim_check: None,
         resources: vec![],
     }
@@ -46,14 +47,15 @@ async fn events_are_delivered_through_a_rule_to_a_queue() {
     // One oversized event with a claim check, one without.
     let huge = "x".repeat(300 * 1024);
     events.push(DomainEvent {
-        detail: json!({"eventId": "big", "newImage": {"blob": huge}}),
+        detail: json!({"eventId": "big", "newImage": {"blob": huge}}).to_string(),
         claim_check: Some(
-            json!({"eventId": "big", "claimCheck": {"bucket": "lake", "key": "cdc/x.parquet"}}),
+            json!({"eventId": "big", "claimCheck": {"bucket": "lake", "key": "cdc/x.parquet"}})
+                .to_string(),
         ),
         ..event(23)
     });
     events.push(DomainEvent {
-        detail: json!({"eventId": "too-big", "newImage": {"blob": huge}}),
+        detail: json!({"eventId": "too-big", "newImage": {"blob": huge}}).to_string(),
         ..event(24)
     });
     let report = publisher.publish(&events).await;

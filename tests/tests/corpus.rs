@@ -463,11 +463,15 @@ fn check_typed_error(error_type: &str, message: &str, expect: &Value) -> Result<
 /// Checks each record's outcome against `expect` (one expectation for every record, or
 /// `records: [...]` one per record). Returns the outcome names seen.
 fn run_stream(case: &Case, registry: &Registry) -> Result<Vec<String>, String> {
-    let payload = stream_payload(case);
+    let payload = stream_payload(case).to_string();
     let expect = case.expect();
     let parsed = no_panic("StreamBatch::parse", || StreamBatch::parse(&payload))?;
     let batch = match parsed {
-        Ok(b) => b,
+        Ok(mut b) => {
+            // As the handlers do: entities and upcasts resolved once for both sinks.
+            no_panic("StreamBatch::resolve", || b.resolve(registry))?;
+            b
+        }
         Err(e) => {
             check_typed_error(e.error_type(), &e.to_string(), expect)?;
             return Ok(vec!["typed_error".into()]);
@@ -510,9 +514,10 @@ fn run_stream(case: &Case, registry: &Registry) -> Result<Vec<String>, String> {
                         seq: &seq,
                         event_time_micros: change.event_time_micros,
                     };
-                    no_panic("EntityEncoders::append", || encoders.append(image, &meta))?.map_err(
-                        |e| at(format!("classified as accepted but encoding failed: {e}")),
-                    )?;
+                    no_panic("EntityEncoders::append", || {
+                        encoders.append_view(&mut image.clone(), &meta).map(drop)
+                    })?
+                    .map_err(|e| at(format!("classified as accepted but encoding failed: {e}")))?;
                     accepted += 1;
                 }
                 seen.push("accept".to_string());
@@ -606,7 +611,7 @@ fn run_raw_library(case: &Case) -> Result<Vec<String>, String> {
     let body = raw_body(case);
     match serde_json::from_slice::<Value>(&body) {
         Ok(v) => {
-            let e = StreamBatch::parse(&v)
+            let e = StreamBatch::parse(&v.to_string())
                 .err()
                 .ok_or("raw payload parsed as a batch")?;
             check_typed_error(e.error_type(), &e.to_string(), case.expect())?;

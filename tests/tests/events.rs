@@ -133,7 +133,7 @@ fn every_function_event_parses_into_its_trigger_type() {
                     let typed: StreamEvent = serde_json::from_str(&text)
                         .unwrap_or_else(|e| panic!("events/{function}/{name}: {e}"));
                     assert!(!typed.records.is_empty(), "events/{function}/{name}");
-                    let batch = StreamBatch::parse(&v)
+                    let batch = StreamBatch::parse(&text)
                         .unwrap_or_else(|e| panic!("events/{function}/{name}: {e}"));
                     assert!(batch.windowed, "events/{function}/{name}: not windowed");
                     assert!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use dynabridge_shared::DynabridgeError;
 use dynabridge_shared::boot::FunctionConfig;
 use dynabridge_shared::config::{CommonConfig, ConfigError, Env};
+use dynabridge_shared::lake::ParquetOptions;
 use dynabridge_shared::schema::{FieldType, Registry, TimestampEncoding};
 
 /// Names of the variables read here.
@@ -376,11 +377,17 @@ impl FunctionConfig for Config {
             batch_rows: positive(vars::BATCH_ROWS, env.parse_or(vars::BATCH_ROWS, 1024)?)?,
             row_group_rows: positive(
                 vars::ROW_GROUP_ROWS,
-                env.parse_or(vars::ROW_GROUP_ROWS, 16_384)?,
+                env.parse_or(
+                    vars::ROW_GROUP_ROWS,
+                    ParquetOptions::streaming().max_row_group_rows,
+                )?,
             )?,
             row_group_bytes: positive(
                 vars::ROW_GROUP_BYTES,
-                env.parse_or(vars::ROW_GROUP_BYTES, 4 * 1024 * 1024)?,
+                env.parse_or(
+                    vars::ROW_GROUP_BYTES,
+                    ParquetOptions::streaming().max_row_group_bytes,
+                )?,
             )?,
             upload_part_bytes,
             page_limit,

@@ -107,12 +107,7 @@ pub async fn finalize(
         "stats": stats,
     });
     let report = publisher
-        .publish(&[DomainEvent {
-            detail_type: EXPORT_COMPLETED.into(),
-            detail,
-            claim_check: None,
-            resources: Vec::new(),
-        }])
+        .publish(&[DomainEvent::new(EXPORT_COMPLETED, &detail)])
         .await;
     if let Some(f) = report.failed.first() {
         return Err(DynabridgeError::Other(format!(

@@ -843,12 +843,7 @@ impl<'a> FileRun<'a> {
         let report = self
             .app
             .publisher
-            .publish(&[DomainEvent {
-                detail_type: SYNC_COMPLETED.into(),
-                detail,
-                claim_check: None,
-                resources: vec![],
-            }])
+            .publish(&[DomainEvent::new(SYNC_COMPLETED, &detail)])
             .await;
         if let Some(f) = report.failed.first() {
             // Not completed: a retry finds the position at the end and publishes again.

@@ -34,6 +34,7 @@ use dynabridge_shared::stream::sink::{RangeSink, SinkReport};
 use dynabridge_shared::stream::{BatchRecord, StreamBatch, batch_response};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::config::Config;
 
@@ -58,10 +59,13 @@ struct Summary {
 pub async fn handle(
     config: &Config,
     clients: &AwsClients,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Value, DynabridgeError> {
     let started = Instant::now();
-    let batch = StreamBatch::from_payload(event.payload)?;
+    // The payload stays raw JSON: the batch is parsed once, borrowing from it, and every
+    // record's entity and upcast images are resolved once for both sinks.
+    let mut batch = StreamBatch::parse(event.payload.get())?;
+    batch.resolve(&config.registry);
     let shard = batch.checkpoint_shard();
     let seqs = batch.sequence_numbers();
     let checkpoints = Checkpoints::new(clients.control.clone(), &config.common.control_table);
@@ -93,7 +97,8 @@ pub async fn handle(
     let scope = Scope::new(&config.consumer, &shard, "cdc");
     let cdc = checkpoints
         .begin(&scope, &seqs, |info| {
-            let records: Vec<&BatchRecord> = batch.records[info.indices.clone()].iter().collect();
+            let records: Vec<&BatchRecord<'_>> =
+                batch.records[info.indices.clone()].iter().collect();
             match info.previous {
                 // Resuming a crashed attempt: rewrite exactly its keys.
                 Some(p) if p.last_seq == info.last_seq => p.outputs.clone(),
@@ -107,7 +112,7 @@ pub async fn handle(
     let mut cdc_offset = cdc.durable;
     if let Some(range) = cdc.range.clone() {
         cdc_offset = range.indices.start;
-        let records: Vec<&BatchRecord> = batch.records[range.indices.clone()].iter().collect();
+        let records: Vec<&BatchRecord<'_>> = batch.records[range.indices.clone()].iter().collect();
         let written = async {
             let report = sink
                 .write(&records, &shard, &range.first_seq, &range.last_seq)

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::handler::FUNCTION;
 
 /// Whether archive mode writes this record (TTL deletions and undecodable records).
-fn archived(record: &BatchRecord) -> bool {
+fn archived(record: &BatchRecord<'_>) -> bool {
     match &record.change {
         Ok(c) => c.op == Op::Expire,
         Err(_) => true,
@@ -35,9 +35,10 @@ fn archived(record: &BatchRecord) -> bool {
 pub async fn archive(
     config: &Config,
     clients: &AwsClients,
-    payload: Value,
+    payload: &str,
 ) -> Result<Value, DynabridgeError> {
-    let batch = StreamBatch::from_payload(payload)?;
+    let mut batch = StreamBatch::parse(payload)?;
+    batch.resolve(&config.registry);
     let shard = batch.checkpoint_shard();
     let seqs = batch.sequence_numbers();
     let checkpoints = Checkpoints::new(clients.control.clone(), &config.common.control_table);
@@ -53,7 +54,7 @@ pub async fn archive(
     let scope = Scope::new(&config.consumer, &shard, "expired");
     let cp = checkpoints
         .begin(&scope, &seqs, |info| {
-            let records: Vec<&BatchRecord> = batch.records[info.indices.clone()]
+            let records: Vec<&BatchRecord<'_>> = batch.records[info.indices.clone()]
                 .iter()
                 .filter(|r| archived(r))
                 .collect();
@@ -75,7 +76,7 @@ pub async fn archive(
             .clone()
             .filter(|i| archived(&batch.records[*i]))
             .collect();
-        let records: Vec<&BatchRecord> =
+        let records: Vec<&BatchRecord<'_>> =
             written_indices.iter().map(|i| &batch.records[*i]).collect();
         let result = async {
             let r = sink

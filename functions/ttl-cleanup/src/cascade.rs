@@ -45,13 +45,17 @@ pub async fn cascade(
     cascade: &CascadeConfig,
     clients: &AwsClients,
     shard: &str,
-    parent: &ChangeRecord,
+    parent: &ChangeRecord<'_>,
 ) -> Result<CascadeReport, DynabridgeError> {
     let keys = config.registry.keys();
     let (Some(pk_def), sk_def) = (keys.first(), keys.get(1)) else {
         return Ok(CascadeReport::default());
     };
-    let Some(pk) = parent.keys.get(&pk_def.name).cloned() else {
+    let Some(pk) = parent
+        .keys
+        .get(&pk_def.name)
+        .map(|v| v.to_attribute_value())
+    else {
         return Ok(CascadeReport::default());
     };
     let pending_key = HashMap::from([
@@ -75,7 +79,7 @@ pub async fn cascade(
                 &pk_def.name,
                 sk_def.map(|d| d.name.as_str()),
                 &to_sdk_item(HashMap::from([(pk_def.name.clone(), pk)])),
-                &parent.keys,
+                &parent.keys.to_attributes(),
             )
             .await?;
             if found.is_empty() {
@@ -244,7 +248,7 @@ async fn archive(
     config: &Config,
     clients: &AwsClients,
     shard: &str,
-    parent: &ChangeRecord,
+    parent: &ChangeRecord<'_>,
     children: &[Item],
 ) -> Result<usize, DynabridgeError> {
     let layout = LakeLayout::new(&config.common.lake_prefix);

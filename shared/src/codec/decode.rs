@@ -31,8 +31,10 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, SecondsFormat};
 use serde_dynamo::AttributeValue;
 
-use super::encode::{Op, to_cell};
+use super::columns::check_value;
+use super::encode::Op;
 use super::number;
+use super::view::AttrRef;
 use super::{COL_EVENT_TIME, COL_EXTRA, COL_OP, COL_SCHEMA_VERSION, COL_SEQ};
 use crate::schema::{Attributes, Entity, FieldDef, FieldType, ItemError, TimestampEncoding};
 
@@ -196,7 +198,12 @@ impl BatchDecoder {
         if stored_version != latest {
             // The upcast item must satisfy the latest version, exactly as on the write path.
             for col in self.entity.latest().columns() {
-                to_cell(&col.ty, item.get(&col.name), &col.name, col.required)?;
+                check_value(
+                    &col.ty,
+                    item.get(&col.name).map(AttrRef::from_attribute).as_ref(),
+                    &col.name,
+                    col.required,
+                )?;
             }
         }
         for (k, v) in implied {

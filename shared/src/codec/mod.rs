@@ -33,11 +33,13 @@
 //!
 //! `NULL` on a typed field is written as a null and reads back as an absent attribute.
 
+pub(crate) mod columns;
 pub mod decode;
 pub mod encode;
 pub mod number;
 pub mod route;
 pub mod size;
+pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub use encode::{BatchEncoder, Op, RowMeta, stream_seq};
 pub use number::numbers_equal;
 pub use route::EntityEncoders;
 pub use size::{item_size, sdk_item_size};
+pub use view::{AttrRef, ItemRef, write_json_str};
 
 /// The Arrow time zone of every timestamp column.
 pub const UTC: &str = "UTC";
@@ -158,22 +161,7 @@ pub const MAX_NESTING_LEVELS: usize = 32;
 /// within DynamoDB's limits. A value failing it cannot come from DynamoDB and could not be
 /// written back, so it is refused rather than carried into the lake. Returns the reason.
 pub fn check_storable(v: &AttributeValue) -> Result<(), String> {
-    check_level(v, 1)
-}
-
-fn check_level(v: &AttributeValue, level: usize) -> Result<(), String> {
-    if level > MAX_NESTING_LEVELS {
-        return Err(format!(
-            "nested deeper than DynamoDB's {MAX_NESTING_LEVELS} levels"
-        ));
-    }
-    match v {
-        AttributeValue::N(n) => number::parse(n).map(drop),
-        AttributeValue::Ns(ns) => ns.iter().try_for_each(|n| number::parse(n).map(drop)),
-        AttributeValue::M(m) => m.values().try_for_each(|x| check_level(x, level + 1)),
-        AttributeValue::L(l) => l.iter().try_for_each(|x| check_level(x, level + 1)),
-        _ => Ok(()),
-    }
+    AttrRef::from_attribute(v).check_storable()
 }
 
 /// The DynamoDB type tag of a value (`S`, `N`, `M`, ...), for error messages.
@@ -209,36 +197,23 @@ pub fn to_sdk_item(item: Attributes) -> HashMap<String, aws_sdk_dynamodb::types:
     serde_dynamo::Item::from(item).into()
 }
 
-/// DynamoDB-JSON of a value, with map keys sorted so equal items give equal text.
+/// DynamoDB-JSON of a value, with map keys sorted so equal items give equal text (the text
+/// [`AttrRef::write_dynamodb_json`] writes, as a `serde_json::Value`).
 pub fn dynamodb_json(v: &AttributeValue) -> serde_json::Value {
-    use base64::Engine;
-    use serde_json::{Value, json};
-    let b64 = |b: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(b));
-    match v {
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::B(b) => json!({ "B": b64(b) }),
-        AttributeValue::Null(b) => json!({ "NULL": b }),
-        AttributeValue::M(m) => json!({ "M": dynamodb_json_map(m.iter()) }),
-        AttributeValue::L(l) => json!({ "L": l.iter().map(dynamodb_json).collect::<Vec<_>>() }),
-        AttributeValue::Ss(s) => json!({ "SS": s }),
-        AttributeValue::Ns(s) => json!({ "NS": s }),
-        AttributeValue::Bs(s) => {
-            json!({ "BS": Value::Array(s.iter().map(|b| b64(b)).collect()) })
-        }
-    }
+    let mut out = Vec::new();
+    AttrRef::from_attribute(v).write_dynamodb_json(&mut out);
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
 }
 
-/// DynamoDB-JSON object of attributes, keys sorted.
+/// DynamoDB-JSON object of attributes, keys sorted (see [`dynamodb_json`]).
 pub fn dynamodb_json_map<'a>(
     attrs: impl Iterator<Item = (&'a String, &'a AttributeValue)>,
 ) -> serde_json::Value {
-    let mut sorted: Vec<_> = attrs.collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let mut map = serde_json::Map::new();
-    for (k, v) in sorted {
-        map.insert(k.clone(), dynamodb_json(v));
+    let mut item = ItemRef::new();
+    for (k, v) in attrs {
+        item.insert(k.as_str(), AttrRef::from_attribute(v));
     }
-    serde_json::Value::Object(map)
+    let mut out = Vec::new();
+    item.write_dynamodb_json(&mut out);
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
 }

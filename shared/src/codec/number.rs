@@ -8,12 +8,21 @@
 //! DynamoDB could not have produced it and would not take it back.
 
 /// A parsed number: `(-1)^negative × digits × 10^exponent`, `digits` without leading or
-/// trailing zeros (empty for zero).
+/// trailing zeros (empty for zero). Parsing allocates nothing: the codec parses every `N` of
+/// every item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Parsed {
     pub negative: bool,
-    pub digits: String,
+    digits: [u8; MAX_DIGITS],
+    len: u8,
     pub exponent: i64,
+}
+
+impl Parsed {
+    /// The significant digits (ASCII), most significant first.
+    pub fn digits(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
+    }
 }
 
 /// Most significant digits of a DynamoDB number.
@@ -39,7 +48,11 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
         negative = c == b'-';
         i = 1;
     }
-    let mut digits = String::new();
+    let mut digits = [0u8; MAX_DIGITS];
+    // Significant digits seen (may exceed MAX_DIGITS: counted for the error message) and
+    // zeros seen since the last non-zero digit (significant only if another one follows).
+    let mut significant: i64 = 0;
+    let mut pending_zeros: i64 = 0;
     let mut frac_len: i64 = 0;
     let mut seen_digit = false;
     let mut seen_point = false;
@@ -47,11 +60,32 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
         match bytes[i] {
             c @ b'0'..=b'9' => {
                 seen_digit = true;
-                if !(digits.is_empty() && c == b'0') {
-                    digits.push(c as char);
-                }
                 if seen_point {
                     frac_len += 1;
+                }
+                if c == b'0' {
+                    // Leading zeros are never significant.
+                    if significant > 0 {
+                        pending_zeros += 1;
+                    }
+                } else {
+                    for _ in 0..pending_zeros {
+                        if let Some(slot) = usize::try_from(significant)
+                            .ok()
+                            .and_then(|s| digits.get_mut(s))
+                        {
+                            *slot = b'0';
+                        }
+                        significant += 1;
+                    }
+                    pending_zeros = 0;
+                    if let Some(slot) = usize::try_from(significant)
+                        .ok()
+                        .and_then(|s| digits.get_mut(s))
+                    {
+                        *slot = c;
+                    }
+                    significant += 1;
                 }
             }
             b'.' if !seen_point => seen_point = true,
@@ -77,29 +111,29 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
             .filter(|e| e.abs() <= MAX_EXPONENT)
             .ok_or_else(|| format!("{text:?} has an exponent out of range"))?;
     }
-    // Leading zeros of the fraction were skipped above but still count in `frac_len`.
-    exponent -= frac_len;
-    while digits.ends_with('0') {
-        digits.pop();
-        exponent += 1;
-    }
-    if digits.is_empty() {
+    // Leading zeros of the fraction were skipped above but still count in `frac_len`;
+    // trailing zeros were not stored and move into the exponent.
+    exponent = exponent - frac_len + pending_zeros;
+    if significant == 0 {
         return Ok(Parsed {
             negative: false,
             digits,
+            len: 0,
             exponent: 0,
         });
     }
     // DynamoDB refuses (and so can never hand out) numbers beyond these limits; accepting one
     // here would write a lake value that cannot be synced back.
-    if digits.len() > MAX_DIGITS {
+    let Some(len) = u8::try_from(significant)
+        .ok()
+        .filter(|l| usize::from(*l) <= MAX_DIGITS)
+    else {
         return Err(format!(
-            "{text} has {} significant digits, more than DynamoDB's {MAX_DIGITS}",
-            digits.len()
+            "{text} has {significant} significant digits, more than DynamoDB's {MAX_DIGITS}"
         ));
-    }
+    };
     // `d.ddd × 10^adjusted`: DynamoDB's range is 1E-130 ..= 9.99…(38 digits)E+125.
-    let adjusted = exponent + digits.len() as i64 - 1;
+    let adjusted = exponent + significant - 1;
     if !(MIN_ADJUSTED_EXPONENT..=MAX_ADJUSTED_EXPONENT).contains(&adjusted) {
         return Err(format!(
             "{text} is outside DynamoDB's number range (magnitude 1E-130 to 9.9999999999999999999999999999999999999E+125)"
@@ -108,6 +142,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
     Ok(Parsed {
         negative,
         digits,
+        len,
         exponent,
     })
 }
@@ -115,7 +150,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
 /// The unscaled `i128` of `text` at `scale`, if it fits `precision` digits exactly.
 pub(crate) fn to_unscaled(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
     let p = parse(text)?;
-    if p.digits.is_empty() {
+    let digits = p.digits();
+    if digits.is_empty() {
         return Ok(0);
     }
     let shift = p.exponent + i64::from(scale);
@@ -124,7 +160,7 @@ pub(crate) fn to_unscaled(text: &str, precision: u8, scale: i8) -> Result<i128, 
             "{text} has more than {scale} fractional digits (no rounding)"
         ));
     }
-    let total = p.digits.len() as i64 + shift;
+    let total = digits.len() as i64 + shift;
     if total > i64::from(precision) {
         return Err(format!(
             "{text} does not fit decimal({precision},{scale}) ({total} integer+scale digits)"
@@ -132,17 +168,69 @@ pub(crate) fn to_unscaled(text: &str, precision: u8, scale: i8) -> Result<i128, 
     }
     // At most 38 digits: fits i128 (max ≈ 1.7e38).
     let mut v: i128 = 0;
-    for d in p
-        .digits
-        .bytes()
-        .chain(std::iter::repeat_n(b'0', shift as usize))
-    {
+    for &d in digits {
+        v = v * 10 + i128::from(d - b'0');
+    }
+    for _ in 0..shift {
         v = v
             .checked_mul(10)
-            .and_then(|v| v.checked_add(i128::from(d - b'0')))
             .ok_or_else(|| format!("{text} overflows"))?;
     }
     Ok(if p.negative { -v } else { v })
+}
+
+/// The parsed number when a JSON number with its digits is exact: a double reads it back as
+/// exactly this decimal (at most 17 significant digits, and the shortest text of the nearest
+/// double has the same digits). `None` means the number must travel as text.
+pub(crate) fn exact_json_number(text: &str) -> Option<Parsed> {
+    use std::io::Write;
+    let p = parse(text).ok()?;
+    if p.digits().len() > 17 {
+        return None;
+    }
+    let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+    // `{:e}` prints the shortest digits that read back as `f`.
+    let mut buf = [0u8; 40];
+    let mut cursor = &mut buf[..];
+    write!(cursor, "{f:e}").ok()?;
+    let written = 40 - cursor.len();
+    let shortest = parse(std::str::from_utf8(&buf[..written]).ok()?).ok()?;
+    (shortest == p).then_some(p)
+}
+
+/// Writes `p` as a JSON number: plain digits when short, else with an exponent.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, p: &Parsed) {
+    let digits = p.digits();
+    if digits.is_empty() {
+        out.push(b'0');
+        return;
+    }
+    if p.negative {
+        out.push(b'-');
+    }
+    let k = digits.len() as i64;
+    let e = p.exponent;
+    if e >= 0 && k + e <= 21 {
+        out.extend_from_slice(digits);
+        out.extend(std::iter::repeat_n(b'0', e as usize));
+    } else if e < 0 && -e < k {
+        let split = (k + e) as usize;
+        out.extend_from_slice(&digits[..split]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[split..]);
+    } else if e < 0 && -e - k <= 6 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-e - k) as usize));
+        out.extend_from_slice(digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.extend_from_slice((e + k - 1).to_string().as_bytes());
+    }
 }
 
 /// An `i64` from an integral `N`.

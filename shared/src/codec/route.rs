@@ -11,7 +11,21 @@ use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 
 use super::encode::{BatchEncoder, RowMeta};
-use crate::schema::{Attributes, ItemError, Registry, SchemaError};
+use super::view::ItemRef;
+use crate::schema::{Attributes, Entity, ItemError, Registry, SchemaError};
+
+/// The encoder of `entity`, created on first use (without allocating a key per row).
+fn encoder_of<'e>(
+    encoders: &'e mut BTreeMap<String, BatchEncoder>,
+    entity: &Entity,
+) -> &'e mut BatchEncoder {
+    if !encoders.contains_key(entity.name()) {
+        encoders.insert(entity.name().to_string(), BatchEncoder::new(entity));
+    }
+    encoders
+        .get_mut(entity.name())
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
 
 /// One [`BatchEncoder`] per entity, created on first use.
 #[derive(Debug)]
@@ -32,14 +46,40 @@ impl EntityEncoders {
     /// Selects the item's entity and buffers the row; returns the entity name. On error
     /// nothing is buffered and the caller quarantines the item.
     pub fn append(&mut self, item: &Attributes, meta: &RowMeta<'_>) -> Result<&str, ItemError> {
+        self.append_view(&mut ItemRef::from_attributes(item), meta)
+    }
+
+    /// [`append`](Self::append) for a borrowed item, which is upcast in place.
+    pub fn append_view(
+        &mut self,
+        item: &mut ItemRef<'_>,
+        meta: &RowMeta<'_>,
+    ) -> Result<&str, ItemError> {
         let entity = self.registry.select(item)?;
-        let name = entity.name().to_string();
-        let encoder = self
-            .encoders
-            .entry(name.clone())
-            .or_insert_with(|| BatchEncoder::new(entity));
-        encoder.append(item, meta)?;
+        let encoder = encoder_of(&mut self.encoders, entity);
+        encoder.append_view(item, meta)?;
         Ok(entity.name())
+    }
+
+    /// Buffers an item already resolved to `entity`'s latest version (see
+    /// [`crate::schema::Registry::resolve_view`]).
+    pub fn append_resolved(
+        &mut self,
+        entity: &Entity,
+        item: &ItemRef<'_>,
+        meta: &RowMeta<'_>,
+    ) -> Result<(), ItemError> {
+        encoder_of(&mut self.encoders, entity).append_resolved(item, meta)
+    }
+
+    /// Buffers a keys-only row for `entity` from a borrowed key item.
+    pub fn append_keys_view(
+        &mut self,
+        entity: &Entity,
+        keys: &ItemRef<'_>,
+        meta: &RowMeta<'_>,
+    ) -> Result<(), ItemError> {
+        encoder_of(&mut self.encoders, entity).append_keys_view(keys, meta)
     }
 
     /// Buffers a keys-only row (e.g. a REMOVE without an old image) for a known entity.
@@ -50,11 +90,7 @@ impl EntityEncoders {
         meta: &RowMeta<'_>,
     ) -> Result<(), SchemaError> {
         let e = self.registry.entity(entity)?;
-        let encoder = self
-            .encoders
-            .entry(entity.to_string())
-            .or_insert_with(|| BatchEncoder::new(e));
-        encoder
+        encoder_of(&mut self.encoders, e)
             .append_keys(keys, meta)
             .map_err(|err| SchemaError::Invalid {
                 context: format!("keys of entity {entity}"),

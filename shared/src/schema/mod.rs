@@ -32,6 +32,7 @@ use std::path::Path;
 
 use serde_dynamo::AttributeValue;
 
+use crate::codec::{AttrRef, ItemRef};
 use crate::config::Env;
 pub use error::{ItemError, SchemaError};
 pub use types::{
@@ -60,9 +61,15 @@ pub const RESERVED_COLUMNS: [&str; 6] = [
     "_extra",
 ];
 
-/// A validated registry.
+/// A validated registry. Cloning it is cheap (the registry is shared, not copied): encoders
+/// and sinks keep their own handle.
 #[derive(Debug, Clone)]
 pub struct Registry {
+    data: std::sync::Arc<RegistryData>,
+}
+
+#[derive(Debug)]
+struct RegistryData {
     def: RegistryDef,
     fingerprint: String,
     entities: Vec<Entity>,
@@ -168,16 +175,21 @@ impl Registry {
                     if let CompiledUpcast::Default { field, value } = step
                         && let Some(f) = v.fields.iter().find(|f| &f.name == field)
                     {
-                        crate::codec::encode::to_cell(&f.ty, Some(value), field, f.required)
-                            .map_err(|err| {
-                                invalid(
-                                    format!(
-                                        "entity {} version {} default for {field}",
-                                        e.name, v.version
-                                    ),
-                                    err.to_string(),
-                                )
-                            })?;
+                        crate::codec::columns::check_value(
+                            &f.ty,
+                            Some(&AttrRef::from_attribute(value)),
+                            field,
+                            f.required,
+                        )
+                        .map_err(|err| {
+                            invalid(
+                                format!(
+                                    "entity {} version {} default for {field}",
+                                    e.name, v.version
+                                ),
+                                err.to_string(),
+                            )
+                        })?;
                     }
                 }
                 let fingerprint = fingerprint_of(&serde_json::json!({
@@ -203,48 +215,52 @@ impl Registry {
             });
         }
         Ok(Registry {
-            def,
-            fingerprint,
-            entities,
+            data: std::sync::Arc::new(RegistryData {
+                def,
+                fingerprint,
+                entities,
+            }),
         })
     }
 
     /// The definition as parsed.
     pub fn def(&self) -> &RegistryDef {
-        &self.def
+        &self.data.def
     }
 
     /// SHA-256 (hex) of the canonical JSON of the whole registry.
     pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+        &self.data.fingerprint
     }
 
     /// The attribute holding an item's version.
     pub fn version_attribute(&self) -> &str {
-        &self.def.version_attribute
+        &self.data.def.version_attribute
     }
 
     /// The table's key attributes.
     pub fn keys(&self) -> &[FieldDef] {
-        &self.def.keys
+        &self.data.def.keys
     }
 
     /// All entities, in match order.
     pub fn entities(&self) -> &[Entity] {
-        &self.entities
+        &self.data.entities
     }
 
     /// The entity called `name`.
     pub fn entity(&self, name: &str) -> Result<&Entity, SchemaError> {
-        self.entities
+        self.data
+            .entities
             .iter()
             .find(|e| e.name == name)
             .ok_or_else(|| SchemaError::UnknownEntity(name.to_string()))
     }
 
     /// The first entity whose selector matches `item`.
-    pub fn select(&self, item: &Attributes) -> Result<&Entity, ItemError> {
-        self.entities
+    pub fn select<I: ItemFields + ?Sized>(&self, item: &I) -> Result<&Entity, ItemError> {
+        self.data
+            .entities
             .iter()
             .find(|e| e.matches(item))
             .ok_or(ItemError::NoEntity)
@@ -254,6 +270,14 @@ impl Registry {
     pub fn resolve<'r, 'i>(&'r self, item: &'i Attributes) -> Result<Resolved<'r, 'i>, ItemError> {
         let entity = self.select(item)?;
         entity.resolve(item)
+    }
+
+    /// Selects the entity of a borrowed item and upcasts it in place (see
+    /// [`Entity::resolve_view`]); returns the entity and the version the item was written with.
+    pub fn resolve_view(&self, item: &mut ItemRef<'_>) -> Result<(&Entity, i64), ItemError> {
+        let entity = self.select(item)?;
+        let written = entity.resolve_view(item)?;
+        Ok((entity, written))
     }
 }
 
@@ -298,23 +322,23 @@ impl Entity {
     }
 
     /// Whether `item` belongs to this entity.
-    pub fn matches(&self, item: &Attributes) -> bool {
+    pub fn matches<I: ItemFields + ?Sized>(&self, item: &I) -> bool {
         match &self.selector {
             Selector::Attribute { attribute, equals } => {
-                matches!(item.get(attribute), Some(AttributeValue::S(s)) if s == equals)
+                matches!(item.scalar(attribute), Some(("S", Some(s))) if s == equals)
             }
             Selector::KeyPrefix { attribute, prefix } => {
-                matches!(item.get(attribute), Some(AttributeValue::S(s)) if s.starts_with(prefix.as_str()))
+                matches!(item.scalar(attribute), Some(("S", Some(s))) if s.starts_with(prefix.as_str()))
             }
         }
     }
 
     /// The version `item` was written with (see the module docs for the default).
-    pub fn item_version(&self, item: &Attributes) -> Result<i64, ItemError> {
+    pub fn item_version<I: ItemFields + ?Sized>(&self, item: &I) -> Result<i64, ItemError> {
         let attribute = &self.version_attribute;
-        let version = match item.get(attribute) {
-            None | Some(AttributeValue::Null(_)) => return Ok(self.oldest().version),
-            Some(AttributeValue::N(n)) => {
+        let version = match item.scalar(attribute) {
+            None | Some(("NULL", _)) => return Ok(self.oldest().version),
+            Some(("N", Some(n))) => {
                 n.trim()
                     .parse::<i64>()
                     .map_err(|_| ItemError::InvalidVersion {
@@ -322,10 +346,10 @@ impl Entity {
                         reason: format!("{n:?} is not an integer"),
                     })?
             }
-            Some(other) => {
+            Some((tag, _)) => {
                 return Err(ItemError::InvalidVersion {
                     attribute: attribute.clone(),
-                    reason: format!("expected N, found {}", crate::codec::dynamo_type(other)),
+                    reason: format!("expected N, found {tag}"),
                 });
             }
         };
@@ -357,12 +381,36 @@ impl Entity {
         from: i64,
         mut item: Cow<'i, Attributes>,
     ) -> Result<Cow<'i, Attributes>, ItemError> {
+        self.upcast(from, &mut item)?;
+        Ok(item)
+    }
+
+    /// Reads the version of a borrowed item and upcasts it to the latest version in place;
+    /// returns the version it was written with. An upcast item's version attribute is set to
+    /// the latest version, so it describes the shape it now has (and resolving it again is a
+    /// no-op).
+    pub fn resolve_view(&self, item: &mut ItemRef<'_>) -> Result<i64, ItemError> {
+        let written = self.item_version(item)?;
+        let latest = self.latest().version;
+        if written < latest {
+            self.upcast(written, item)?;
+            item.insert(
+                self.version_attribute.clone(),
+                AttrRef::N(Cow::Owned(latest.to_string())),
+            );
+        }
+        Ok(written)
+    }
+
+    /// The upcast steps of every version after `from`, applied in order — the one
+    /// implementation behind both item representations.
+    fn upcast<T: UpcastTarget + ?Sized>(&self, from: i64, item: &mut T) -> Result<(), ItemError> {
         for v in self.versions.iter().filter(|v| v.version > from) {
             for step in &v.upcast {
                 match step {
                     CompiledUpcast::Rename { from, to } => {
-                        if item.contains_key(from) {
-                            if item.contains_key(to) {
+                        if item.has(from) {
+                            if item.has(to) {
                                 return Err(ItemError::InvalidValue {
                                     attribute: from.clone(),
                                     reason: format!(
@@ -371,27 +419,20 @@ impl Entity {
                                     ),
                                 });
                             }
-                            let map = item.to_mut();
-                            if let Some(value) = map.remove(from) {
-                                map.insert(to.clone(), value);
-                            }
+                            item.rename(from, to);
                         }
                     }
                     CompiledUpcast::Default { field, value } => {
-                        if matches!(item.get(field), None | Some(AttributeValue::Null(_))) {
-                            item.to_mut().insert(field.clone(), value.clone());
+                        if item.absent_or_null(field) {
+                            item.set_default(field, value);
                         }
                     }
-                    CompiledUpcast::Drop { field } => {
-                        if item.contains_key(field) {
-                            item.to_mut().remove(field);
-                        }
-                    }
+                    CompiledUpcast::Drop { field } => item.drop_attribute(field),
                     CompiledUpcast::Widen => {}
                 }
             }
         }
-        Ok(item)
+        Ok(())
     }
 
     /// Attributes implied by the entity (its selector attribute and the version attribute),
@@ -679,11 +720,83 @@ fn validate_upcast(ctx: &str, prev: &VersionDef, v: &VersionDef) -> Result<(), S
     Ok(())
 }
 
-/// The names of the attributes implied by the entity (not stored in `_extra`).
-pub(crate) fn implied_names(entity: &Entity) -> HashSet<String> {
-    entity
-        .implied_attributes()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect()
+/// What selecting an entity and reading an item's version look at, for both item
+/// representations (`serde_dynamo` maps and borrowed [`ItemRef`]s).
+pub trait ItemFields {
+    /// The DynamoDB type tag of attribute `name` and, for `S` and `N`, its text; `None` when
+    /// the attribute is absent.
+    fn scalar(&self, name: &str) -> Option<(&'static str, Option<&str>)>;
+}
+
+impl ItemFields for Attributes {
+    fn scalar(&self, name: &str) -> Option<(&'static str, Option<&str>)> {
+        self.get(name).map(|v| match v {
+            AttributeValue::S(s) => ("S", Some(s.as_str())),
+            AttributeValue::N(n) => ("N", Some(n.as_str())),
+            other => (crate::codec::dynamo_type(other), None),
+        })
+    }
+}
+
+impl ItemFields for ItemRef<'_> {
+    fn scalar(&self, name: &str) -> Option<(&'static str, Option<&str>)> {
+        self.get(name).map(|v| match v {
+            AttrRef::S(s) => ("S", Some(s.as_ref())),
+            AttrRef::N(n) => ("N", Some(n.as_ref())),
+            other => (other.dynamo_type(), None),
+        })
+    }
+}
+
+/// The edits an upcast makes, for both item representations.
+trait UpcastTarget {
+    fn has(&self, name: &str) -> bool;
+    fn absent_or_null(&self, name: &str) -> bool;
+    fn rename(&mut self, from: &str, to: &str);
+    fn set_default(&mut self, field: &str, value: &AttributeValue);
+    fn drop_attribute(&mut self, name: &str);
+}
+
+impl UpcastTarget for Cow<'_, Attributes> {
+    fn has(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+    fn absent_or_null(&self, name: &str) -> bool {
+        matches!(self.get(name), None | Some(AttributeValue::Null(_)))
+    }
+    fn rename(&mut self, from: &str, to: &str) {
+        let map = self.to_mut();
+        if let Some(value) = map.remove(from) {
+            map.insert(to.to_string(), value);
+        }
+    }
+    fn set_default(&mut self, field: &str, value: &AttributeValue) {
+        self.to_mut().insert(field.to_string(), value.clone());
+    }
+    fn drop_attribute(&mut self, name: &str) {
+        if self.contains_key(name) {
+            self.to_mut().remove(name);
+        }
+    }
+}
+
+impl UpcastTarget for ItemRef<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.contains(name)
+    }
+    fn absent_or_null(&self, name: &str) -> bool {
+        matches!(self.get(name), None | Some(AttrRef::Null(_)))
+    }
+    fn rename(&mut self, from: &str, to: &str) {
+        ItemRef::rename(self, from, to);
+    }
+    fn set_default(&mut self, field: &str, value: &AttributeValue) {
+        self.insert(
+            field.to_string(),
+            AttrRef::from_attribute(value).into_owned(),
+        );
+    }
+    fn drop_attribute(&mut self, name: &str) {
+        self.remove(name);
+    }
 }

@@ -4,21 +4,22 @@
 //! `DetailType` is `"<Entity> Inserted|Modified|Removed|Expired"`. The detail carries the
 //! stream event id (consumers dedupe on it), the sequence number, table, entity, schema
 //! version, op, keys and the images as plain JSON, upcast to the entity's latest version
-//! (numbers stay exact: see `dynabridge_shared::events::number_to_json`). When the entry would
+//! (numbers stay exact: see `dynabridge_shared::codec::ItemRef::write_plain_json`). When the entry would
 //! exceed 256 KB the event carries a claim check instead of the images: the CDC object key
 //! when this invocation wrote it, and always the entity and padded `_seq` that identify the
 //! row in `cdc/`.
 
 use std::collections::{BTreeSet, HashSet};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::checkpoint::{Checkpoints, Scope};
+use crate::codec::{ItemRef, write_json_str};
 use crate::codec::{Op, stream_seq};
 use crate::config::CommonConfig;
 use crate::error::DynabridgeError;
-use crate::events::{DomainEvent, EventPublisher, PublishReport, item_to_json};
-use crate::schema::{Attributes, Registry};
+use crate::events::{DomainEvent, EventPublisher, PublishReport};
+use crate::schema::Registry;
 use crate::stream::{ChangeRecord, StreamBatch};
 
 /// Where the record's CDC row lives (for claim checks).
@@ -40,54 +41,95 @@ fn verb(op: Op) -> &'static str {
     }
 }
 
-/// An image as plain JSON, upcast to the latest version when it resolves.
-fn image_json(registry: &Registry, image: Option<&Attributes>) -> Value {
+/// Claim checks are only built for details that could come near EventBridge's limit: the
+/// entry also counts the source (≤ 256 characters) and detail type (≤ 128), at most
+/// 1,536 bytes of UTF-8 together.
+const CLAIM_CHECK_FROM: usize = crate::events::MAX_CALL_BYTES - 2048;
+
+fn push_field(out: &mut Vec<u8>, name: &str) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    write_json_str(out, name);
+    out.push(b':');
+}
+
+fn push_image(out: &mut Vec<u8>, name: &str, image: Option<&ItemRef<'_>>) {
+    push_field(out, name);
     match image {
-        None => Value::Null,
-        Some(img) => match registry.resolve(img) {
-            Ok(resolved) => item_to_json(resolved.item.iter()),
-            Err(_) => item_to_json(img.iter()),
-        },
+        Some(img) => img.write_plain_json(out),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
-/// The domain event of one change of `entity`.
+/// The domain event of one change of `entity`. Images are written as they are in the record:
+/// [`crate::stream::StreamBatch::resolve`] upcast them to the entity's latest version.
 pub fn domain_event(
     registry: &Registry,
     table: &str,
     entity: &str,
-    change: &ChangeRecord,
+    change: &ChangeRecord<'_>,
     cdc: CdcLocation<'_>,
 ) -> DomainEvent {
     let schema_version = registry.entity(entity).map(|e| e.latest().version()).ok();
     let event_time = chrono::DateTime::from_timestamp_micros(change.event_time_micros)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-    let head = json!({
-        "eventId": change.event_id,
-        "sequenceNumber": change.sequence_number,
-        "table": table,
-        "entity": entity,
-        "schemaVersion": schema_version,
-        "op": change.op.as_str(),
-        "eventTime": event_time,
-        "keys": item_to_json(change.keys.iter()),
-    });
+    let mut head = Vec::with_capacity(256 + change.keys.len() * 32);
+    head.push(b'{');
+    push_field(&mut head, "eventId");
+    write_json_str(&mut head, &change.event_id);
+    push_field(&mut head, "sequenceNumber");
+    write_json_str(&mut head, &change.sequence_number);
+    push_field(&mut head, "table");
+    write_json_str(&mut head, table);
+    push_field(&mut head, "entity");
+    write_json_str(&mut head, entity);
+    push_field(&mut head, "schemaVersion");
+    match schema_version {
+        Some(v) => head.extend_from_slice(v.to_string().as_bytes()),
+        None => head.extend_from_slice(b"null"),
+    }
+    push_field(&mut head, "op");
+    write_json_str(&mut head, change.op.as_str());
+    push_field(&mut head, "eventTime");
+    match &event_time {
+        Some(t) => write_json_str(&mut head, t),
+        None => head.extend_from_slice(b"null"),
+    }
+    push_field(&mut head, "keys");
+    change.keys.write_plain_json(&mut head);
     let mut detail = head.clone();
-    detail["newImage"] = image_json(registry, change.new_image.as_ref());
-    detail["oldImage"] = image_json(registry, change.old_image.as_ref());
-    let mut claim = head;
-    claim["claimCheck"] = json!({
-        "bucket": cdc.bucket,
-        "key": cdc.key,
-        "entity": entity,
-        "seq": stream_seq(&change.sequence_number),
+    detail.reserve(
+        change.new_image.as_ref().map_or(0, |i| i.size() * 2)
+            + change.old_image.as_ref().map_or(0, |i| i.size() * 2),
+    );
+    push_image(&mut detail, "newImage", change.new_image.as_ref());
+    push_image(&mut detail, "oldImage", change.old_image.as_ref());
+    detail.push(b'}');
+    let claim_check = (detail.len() > CLAIM_CHECK_FROM).then(|| {
+        let mut claim = head;
+        push_field(&mut claim, "claimCheck");
+        let check = json!({
+            "bucket": cdc.bucket,
+            "key": cdc.key,
+            "entity": entity,
+            "seq": stream_seq(&change.sequence_number),
+        });
+        claim.extend_from_slice(check.to_string().as_bytes());
+        claim.push(b'}');
+        into_string(claim)
     });
     DomainEvent {
         detail_type: format!("{entity} {}", verb(change.op)),
-        detail,
-        claim_check: Some(claim),
+        detail: into_string(detail),
+        claim_check,
         resources: Vec::new(),
     }
+}
+
+/// The JSON text written above (always UTF-8: it is built from `&str`s).
+fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Which changes become domain events.
@@ -173,7 +215,7 @@ impl<'a> EventSink<'a> {
     /// starts at the failed record) does not publish them twice.
     pub async fn publish(
         &self,
-        batch: &StreamBatch,
+        batch: &StreamBatch<'_>,
         durable_end: usize,
         filter: &PublishFilter,
         located: impl Fn(usize) -> Option<(String, Option<String>)>,
@@ -199,7 +241,7 @@ impl<'a> EventSink<'a> {
             let Ok(change) = &batch.records[index].change else {
                 continue;
             };
-            if already.contains(change.sequence_number.as_str()) {
+            if already.contains(change.sequence_number.as_ref()) {
                 continue;
             }
             let Some((entity, key)) = located(index) else {

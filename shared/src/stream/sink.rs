@@ -19,14 +19,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::codec::{EntityEncoders, Op, RowMeta, stream_seq};
+use crate::codec::{EntityEncoders, RowMeta, stream_seq};
 use crate::error::DynabridgeError;
 use crate::lake::layout::{Area, LakeLayout, day_of_micros};
 use crate::lake::writer::{FileMeta, ParquetOptions, put_object, write_parquet, writer_properties};
 use crate::schema::Registry;
-use crate::stream::BatchRecord;
+use crate::stream::{BatchRecord, Rejection};
 
 /// Where a range goes.
 #[derive(Debug, Clone)]
@@ -124,24 +124,15 @@ impl RangeSink {
     }
 
     /// The day and entities of a range.
-    pub fn range_layout(&self, records: &[&BatchRecord]) -> RangeLayout {
-        let first_micros = records
-            .first()
-            .and_then(|r| r.raw.pointer("/dynamodb/ApproximateCreationDateTime"))
-            .and_then(Value::as_f64)
-            .map(|secs| (secs * 1_000_000.0).round() as i64)
-            .unwrap_or(0);
+    pub fn range_layout(&self, records: &[&BatchRecord<'_>]) -> RangeLayout {
+        let first_micros = records.first().map_or(0, |r| r.event_time_micros());
         let day = day_of_micros(first_micros).unwrap_or_default();
         let entities = records
             .iter()
-            .filter_map(|r| r.change.as_ref().ok())
-            .filter_map(|c| {
-                let item = c.image().unwrap_or(&c.keys);
-                self.registry
-                    .select(item)
-                    .ok()
-                    .map(|e| e.name().to_string())
-            })
+            .filter(|r| r.change.is_ok())
+            .filter_map(|r| r.entity_in(&self.registry).ok())
+            .filter_map(|i| self.registry.entities().get(i))
+            .map(|e| e.name().to_string())
             .collect();
         RangeLayout { day, entities }
     }
@@ -170,7 +161,7 @@ impl RangeSink {
     /// Every key writing this range may produce (for the checkpoint's pending range).
     pub fn output_keys(
         &self,
-        records: &[&BatchRecord],
+        records: &[&BatchRecord<'_>],
         shard: &str,
         first: &str,
         last: &str,
@@ -189,7 +180,7 @@ impl RangeSink {
     /// sequence numbers as the checkpoint names them.
     pub async fn write(
         &self,
-        records: &[&BatchRecord],
+        records: &[&BatchRecord<'_>],
         shard: &str,
         first: &str,
         last: &str,
@@ -205,7 +196,11 @@ impl RangeSink {
             let outcome = encode_record(&self.registry, &mut encoders, record);
             match outcome {
                 Ok(entity) => report.entity_of[index] = Some(entity),
-                Err((kind, reason, attribute)) => {
+                Err(Rejection {
+                    kind,
+                    reason,
+                    attribute,
+                }) => {
                     let seq = record.sequence_number().to_string();
                     quarantine_lines.push(json!({
                         "source": self.source,
@@ -265,15 +260,13 @@ impl RangeSink {
 
     /// The entity a record is written under, or why it is quarantined — exactly what
     /// [`RangeSink::write`] decides for it (used for records an earlier attempt wrote).
-    pub fn classify(&self, record: &BatchRecord) -> Result<String, Quarantined> {
+    pub fn classify(&self, record: &BatchRecord<'_>) -> Result<String, Quarantined> {
         let mut scratch = EntityEncoders::new(&self.registry);
-        encode_record(&self.registry, &mut scratch, record).map_err(|(kind, reason, _)| {
-            Quarantined {
-                index: 0,
-                sequence_number: record.sequence_number().to_string(),
-                kind,
-                reason,
-            }
+        encode_record(&self.registry, &mut scratch, record).map_err(|r| Quarantined {
+            index: 0,
+            sequence_number: record.sequence_number().to_string(),
+            kind: r.kind,
+            reason: r.reason,
         })
     }
 
@@ -299,67 +292,50 @@ fn unpadded(seq: &str) -> &str {
     if t.is_empty() { "0" } else { t }
 }
 
-/// Why a record cannot be written: (kind, reason, attribute).
-type Rejection = (String, String, Option<String>);
-
-/// Validates and buffers one record; returns its entity.
+/// Validates and buffers one record (its images already resolved by
+/// [`crate::stream::StreamBatch::resolve`], or resolved now); returns its entity.
 fn encode_record(
     registry: &Registry,
     encoders: &mut EntityEncoders,
-    record: &BatchRecord,
+    record: &BatchRecord<'_>,
 ) -> Result<String, Rejection> {
     let change = match &record.change {
-        Err(p) => return Err((p.kind.clone(), p.reason.clone(), None)),
+        Err(p) => {
+            return Err(Rejection {
+                kind: p.kind.clone(),
+                reason: p.reason.clone(),
+                attribute: None,
+            });
+        }
         Ok(change) => change,
     };
+    let index = record.entity_in(registry)?;
+    let entity = registry.entities().get(index).ok_or_else(|| Rejection {
+        kind: "NoEntity".into(),
+        reason: format!("entity #{index} is not in the registry"),
+        attribute: None,
+    })?;
     let seq = stream_seq(&change.sequence_number);
     let meta = RowMeta {
         op: change.op,
         seq: &seq,
         event_time_micros: change.event_time_micros,
     };
-    match change.image() {
-        Some(image) => encoders
-            .append(image, &meta)
-            .map(str::to_string)
-            .map_err(|e| {
-                (
-                    e.kind().to_string(),
-                    e.to_string(),
-                    e.attribute().map(str::to_string),
-                )
-            }),
+    let written = match change.image() {
+        Some(image) if record.entity.is_some() => encoders.append_resolved(entity, image, &meta),
+        Some(image) => encoders.append_view(&mut image.clone(), &meta).map(drop),
         // KEYS_ONLY / NEW_IMAGE streams: a keys-only row for deletions.
-        None => keys_only(registry, encoders, &change.keys, &meta),
-    }
-}
-
-fn keys_only(
-    registry: &Registry,
-    encoders: &mut EntityEncoders,
-    keys: &crate::schema::Attributes,
-    meta: &RowMeta<'_>,
-) -> Result<String, Rejection> {
-    let as_err = |kind: &str, reason: String| (kind.to_string(), reason, None);
-    if !matches!(meta.op, Op::Remove | Op::Expire) {
-        return Err(as_err(
-            "MissingImage",
-            format!("{} record without a new image", meta.op),
-        ));
-    }
-    let entity = registry
-        .select(keys)
-        .map_err(|e| {
-            (
-                e.kind().to_string(),
-                e.to_string(),
-                e.attribute().map(str::to_string),
-            )
-        })?
-        .name()
-        .to_string();
-    encoders
-        .append_keys(&entity, keys, meta)
-        .map_err(|e| as_err("InvalidKeys", e.to_string()))?;
-    Ok(entity)
+        None => {
+            return encoders
+                .append_keys_view(entity, &change.keys, &meta)
+                .map(|()| entity.name().to_string())
+                .map_err(|e| Rejection {
+                    kind: "InvalidKeys".into(),
+                    reason: e.to_string(),
+                    attribute: None,
+                });
+        }
+    };
+    written.map_err(|e| Rejection::from(&e))?;
+    Ok(entity.name().to_string())
 }
