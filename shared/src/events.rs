@@ -327,7 +327,6 @@ fn pack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn entry(n: usize) -> (usize, PutEventsRequestEntry, usize) {
         (n, PutEventsRequestEntry::builder().build(), 0)
