@@ -13,6 +13,7 @@ mod convert;
 mod data;
 mod measure;
 mod report;
+mod sdk_floor;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,19 @@ enum Command {
         #[arg(long)]
         input: PathBuf,
     },
+    /// CPU of one PutEvents call through the AWS SDK against an instant loopback server (the
+    /// floor of stream-fanout's event sink).
+    SdkFloor {
+        /// Calls measured.
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+        /// Entries per call (EventBridge allows 10).
+        #[arg(long, default_value_t = 10)]
+        entries: usize,
+        /// Approximate detail size of each entry.
+        #[arg(long, default_value_t = 1200)]
+        detail_bytes: usize,
+    },
 }
 
 // The functions' allocator (shared::boot), so `convert` measures what a function does; the
@@ -92,5 +106,10 @@ fn main() -> Result<()> {
             registry,
         } => convert::convert(&input, &out, &registry),
         Command::Floor { input } => convert::floor(&input),
+        Command::SdkFloor {
+            calls,
+            entries,
+            detail_bytes,
+        } => sdk_floor::run(calls, entries, detail_bytes),
     }
 }

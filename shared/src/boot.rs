@@ -35,7 +35,10 @@ pub async fn cold_start<C: FunctionConfig>() -> Result<(C, AwsClients), Dynabrid
 ///
 /// mimalloc instead of the system allocator: decoding stream images, DynamoDB-JSON and Arrow
 /// buffers is allocation-heavy, and a profile of stream-fanout on glibc spent about 40% of
-/// its CPU in `malloc`/`free` (docs/decisions.md, "Allocator").
+/// its CPU in `malloc`/`free` (docs/decisions.md, "Allocator"). It is built with mimalloc's
+/// `override` feature, so C code linked in (ZSTD's compression contexts, one per Parquet
+/// column chunk) allocates from it too instead of glibc's `mmap`-backed large blocks, which
+/// were zeroed by the kernel afresh for every column of every file.
 pub type Allocator = mimalloc::MiMalloc;
 
 /// The allocator value for `#[global_allocator]`.
@@ -45,6 +48,7 @@ pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 /// 0.1.49 builds: mimalloc v3).
 const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
 
 unsafe extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
@@ -53,14 +57,17 @@ unsafe extern "C" {
 
 /// Sets the [`ALLOCATOR`]'s memory options for a Lambda function, unless the environment
 /// already sets them: freed memory goes back to the OS at once (`purge_delay` 0, instead of
-/// keeping it for later allocations) and arenas are committed on demand
-/// (`arena_eager_commit` 0). mimalloc's defaults doubled peak RSS (docs/decisions.md,
-/// "Allocator"); built into the binary, the settings hold however the function is deployed
-/// or started. Called first thing by [`lambda_main!`] (and the benchmark programs).
+/// keeping it for later allocations), arenas are committed on demand
+/// (`arena_eager_commit` 0) and without transparent huge pages (`allow_thp` 0: with
+/// immediate purging, every re-used 2 MiB region was zeroed whole by the kernel again).
+/// mimalloc's defaults doubled peak RSS (docs/decisions.md, "Allocator"); built into the
+/// binary, the settings hold however the function is deployed or started. Called first thing
+/// by [`lambda_main!`] (and the benchmark programs).
 pub fn tune_allocator() {
     for (option, var) in [
         (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
         (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        (MI_OPTION_ALLOW_THP, "MIMALLOC_ALLOW_THP"),
     ] {
         if std::env::var_os(var).is_none() {
             // SAFETY: `mi_option_set` only stores an integer in mimalloc's option table
@@ -71,13 +78,15 @@ pub fn tune_allocator() {
     }
 }
 
-/// The current value of the [`ALLOCATOR`]'s `purge_delay` and `arena_eager_commit` options.
-pub fn allocator_options() -> (std::ffi::c_long, std::ffi::c_long) {
+/// The current value of the [`ALLOCATOR`]'s `purge_delay`, `arena_eager_commit` and
+/// `allow_thp` options.
+pub fn allocator_options() -> (std::ffi::c_long, std::ffi::c_long, std::ffi::c_long) {
     // SAFETY: reads mimalloc's option table (thread-safe).
     unsafe {
         (
             mi_option_get(MI_OPTION_PURGE_DELAY),
             mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT),
+            mi_option_get(MI_OPTION_ALLOW_THP),
         )
     }
 }
@@ -97,7 +106,7 @@ macro_rules! lambda_main {
         #[global_allocator]
         static GLOBAL_ALLOCATOR: $crate::boot::Allocator = $crate::boot::ALLOCATOR;
 
-        #[tokio::main]
+        #[tokio::main(flavor = "current_thread")]
         async fn main() -> Result<(), lambda_runtime::Error> {
             $crate::boot::tune_allocator();
             let (config, clients) = $crate::boot::cold_start::<$config>().await?;
@@ -115,15 +124,16 @@ mod tests {
 
     #[test]
     fn allocator_options() {
-        let env_set = std::env::var_os("MIMALLOC_PURGE_DELAY").is_some()
-            || std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_some();
+        let env_set = ["PURGE_DELAY", "ARENA_EAGER_COMMIT", "ALLOW_THP"]
+            .iter()
+            .any(|o| std::env::var_os(format!("MIMALLOC_{o}")).is_some());
         if !env_set {
             // mimalloc v3's defaults: the option numbers point at the right options.
-            assert_eq!(super::allocator_options(), (1000, 2));
+            assert_eq!(super::allocator_options(), (1000, 2, 1));
         }
         tune_allocator();
         if !env_set {
-            assert_eq!(super::allocator_options(), (0, 0));
+            assert_eq!(super::allocator_options(), (0, 0, 0));
         }
     }
 }

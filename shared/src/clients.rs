@@ -121,7 +121,13 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
             control: aws_sdk_dynamodb::Client::from_conf(control_conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            eventbridge: aws_sdk_eventbridge::Client::new(&sdk_config),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&sdk_config)
+                    .stalled_stream_protection(
+                        aws_sdk_eventbridge::config::StalledStreamProtectionConfig::disabled(),
+                    )
+                    .build(),
+            ),
             sdk_config,
         }
     }

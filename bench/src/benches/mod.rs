@@ -79,6 +79,14 @@ pub struct RunArgs {
     /// and gigabytes at 1M items); default 100000.
     #[arg(long)]
     pub export_python_repeat_max: Option<u64>,
+    /// Skip the Python peers (quick iterations on the Rust side; comparisons are then not
+    /// recorded). Never used for published figures.
+    #[arg(long)]
+    pub rust_only: bool,
+    /// Extra environment of the Rust functions under test (`KEY=VALUE`, repeatable), for
+    /// A/B runs of a setting.
+    #[arg(long = "rust-env", value_name = "KEY=VALUE")]
+    pub rust_env: Vec<String>,
     /// Only these benchmarks (comma-separated ids of `ALL`).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,

@@ -255,12 +255,28 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         .unwrap_or(if ctx.args.smoke { 1 } else { 5 });
     let seed = crate::data::SEED;
 
+    let rust_env: Vec<(String, String)> = ctx
+        .args
+        .rust_env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let rust_spec = FunctionSpec::workspace("stream-fanout")?
         .with_env(env.clone())
+        .with_env(rust_env)
         .with_timeout(Duration::from_secs(300));
     let mut b = StreamBatches::new(seed, &arn, "shardId-bench-rust");
     let (rust, rust_rss) = measure_subject(ctx, &faulty, rust_spec, &mut b, per_run).await?;
+    eprintln!(
+        "stream-fanout rust: CPU µs/record per run {:?}, wall ms/batch {:?}, peak RSS {rust_rss:.1} MiB",
+        rust.iter().map(|f| f.cpu_us_per_record.round()).collect::<Vec<_>>(),
+        rust.iter().map(|f| f.wall_ms_per_batch.round()).collect::<Vec<_>>(),
+    );
     record(ctx, RUST, &rust, rust_rss);
+    if ctx.args.rust_only {
+        return Ok(());
+    }
 
     let mut py_env = env.clone();
     py_env.push(("BENCH_IDEMPOTENCY".into(), "0".into()));
