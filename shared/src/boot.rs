@@ -76,6 +76,14 @@ pub fn tune_allocator() {
             unsafe { mi_option_set(option, 0) };
         }
     }
+    // mimalloc reads `allow_thp` when it initialises, before `main`; its arena is already
+    // advised for huge pages by then. The process-wide switch still applies to every later
+    // page fault.
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours; a
+        // kernel without it returns an error, which changes nothing.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
 }
 
 /// The current value of the [`ALLOCATOR`]'s `purge_delay`, `arena_eager_commit` and

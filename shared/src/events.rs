@@ -10,6 +10,9 @@
 //!   (`FailedEntryCount`). Only the failed entries are retried, each on its own call, with
 //!   exponential backoff and full jitter, up to a bound. What still fails is reported by input
 //!   index so a stream consumer can stop at the first failed record and keep order.
+//! - **Concurrency**: up to [`DEFAULT_CONCURRENCY`] calls are in flight at once (a
+//!   1,000-record stream batch is 100 calls). Results are per entry, so which entries failed
+//!   is known by index whatever order the calls complete in.
 //! - **Duplicates**: a retried entry may have been delivered before the failure was seen
 //!   (at-least-once); consumers dedupe on the stream event id carried in the detail.
 //!
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use futures::stream::{self, StreamExt};
 
 use crate::retry::{Jitter, RandomJitter, full_jitter};
 use serde_json::Value;
@@ -118,7 +122,13 @@ pub struct EventPublisher {
     source: String,
     retry: RetryPolicy,
     jitter: Arc<dyn Jitter>,
+    concurrency: usize,
 }
+
+/// `PutEvents` calls in flight at once by default (a 1,000-record batch is 100 calls; one at a
+/// time they cost 100 round trips of latency). EventBridge's PutEvents quota is thousands of
+/// requests per second per Region, far above what a few concurrent batches send.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,7 +149,14 @@ impl EventPublisher {
             source: source.to_string(),
             retry: RetryPolicy::default(),
             jitter: Arc::new(RandomJitter::default()),
+            concurrency: DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// Sets how many `PutEvents` calls are in flight at once (at least 1).
+    pub fn with_concurrency(mut self, calls: usize) -> Self {
+        self.concurrency = calls.max(1);
+        self
     }
 
     /// Replaces the retry policy.
@@ -162,7 +179,13 @@ impl EventPublisher {
             + resources.iter().map(String::len).sum::<usize>()
     }
 
-    fn entry(&self, event: &DomainEvent, detail: String) -> PutEventsRequestEntry {
+    /// The request entry of a pending event (its detail is copied once, into the request).
+    fn entry(&self, event: &DomainEvent, p: &Pending) -> PutEventsRequestEntry {
+        let detail = if p.claim_check {
+            event.claim_check.clone().unwrap_or_default()
+        } else {
+            event.detail.clone()
+        };
         PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(&self.source)
@@ -175,23 +198,29 @@ impl EventPublisher {
     /// Publishes `events`; see the module docs for limits, claim checks and retries.
     pub async fn publish(&self, events: &[DomainEvent]) -> PublishReport {
         let mut report = PublishReport::default();
-        // (input index, entry, size)
-        let mut pending: Vec<(usize, PutEventsRequestEntry, usize)> =
-            Vec::with_capacity(events.len());
+        let mut pending: Vec<Pending> = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
             let size = self.entry_size(&event.detail_type, &event.detail, &event.resources);
             if size <= MAX_CALL_BYTES {
-                pending.push((index, self.entry(event, event.detail.clone()), size));
+                pending.push(Pending {
+                    index,
+                    size,
+                    claim_check: false,
+                });
                 continue;
             }
-            let checked = event.claim_check.clone().and_then(|d| {
-                let size = self.entry_size(&event.detail_type, &d, &event.resources);
-                (size <= MAX_CALL_BYTES).then_some((d, size))
+            let checked = event.claim_check.as_deref().and_then(|d| {
+                let size = self.entry_size(&event.detail_type, d, &event.resources);
+                (size <= MAX_CALL_BYTES).then_some(size)
             });
             match checked {
-                Some((detail, size)) => {
+                Some(size) => {
                     report.claim_checks += 1;
-                    pending.push((index, self.entry(event, detail), size));
+                    pending.push(Pending {
+                        index,
+                        size,
+                        claim_check: true,
+                    });
                 }
                 None => report.failed.push(FailedEvent {
                     index,
@@ -203,30 +232,38 @@ impl EventPublisher {
             }
         }
 
-        // First attempt: packed calls. Retries: each failed entry on its own call.
+        // First attempt: packed calls, several in flight. Retries: each failed entry on its
+        // own call.
         let mut attempt = 1u32;
-        let mut retry: Vec<(usize, PutEventsRequestEntry, usize, String, String)> = Vec::new();
-        for call in pack(pending) {
-            self.send(call, &mut report, &mut retry).await;
+        let mut retry: Vec<(Pending, FailedEvent)> = Vec::new();
+        let calls = pack(pending);
+        report.calls += calls.len();
+        let mut sent = stream::iter(calls.iter().map(|call| self.send(events, call)))
+            .buffer_unordered(self.concurrency);
+        while let Some((published, failed)) = sent.next().await {
+            report.published += published;
+            retry.extend(failed);
         }
+        drop(sent);
         while !retry.is_empty() {
             if attempt >= self.retry.max_attempts {
-                for (index, _, _, code, message) in retry.drain(..) {
-                    report.failed.push(FailedEvent {
-                        index,
-                        code,
-                        message,
-                    });
-                }
+                report.failed.extend(retry.drain(..).map(|(_, f)| f));
                 break;
             }
             tokio::time::sleep(self.backoff(attempt)).await;
             attempt += 1;
             let this_round: Vec<_> = std::mem::take(&mut retry);
-            for (index, entry, size, _, _) in this_round {
-                report.retries += 1;
-                self.send(vec![(index, entry, size)], &mut report, &mut retry)
-                    .await;
+            report.retries += this_round.len();
+            report.calls += this_round.len();
+            let mut sent = stream::iter(
+                this_round
+                    .iter()
+                    .map(|(p, _)| self.send(events, std::slice::from_ref(p))),
+            )
+            .buffer_unordered(self.concurrency);
+            while let Some((published, failed)) = sent.next().await {
+                report.published += published;
+                retry.extend(failed);
             }
         }
         report.failed.sort_by_key(|f| f.index);
@@ -242,14 +279,28 @@ impl EventPublisher {
         report
     }
 
+    /// One `PutEvents` call: how many entries were accepted, and the failed ones.
     async fn send(
         &self,
-        call: Vec<(usize, PutEventsRequestEntry, usize)>,
-        report: &mut PublishReport,
-        retry: &mut Vec<(usize, PutEventsRequestEntry, usize, String, String)>,
-    ) {
-        report.calls += 1;
-        let entries: Vec<PutEventsRequestEntry> = call.iter().map(|(_, e, _)| e.clone()).collect();
+        events: &[DomainEvent],
+        call: &[Pending],
+    ) -> (usize, Vec<(Pending, FailedEvent)>) {
+        let entries: Vec<PutEventsRequestEntry> = call
+            .iter()
+            .map(|p| self.entry(&events[p.index], p))
+            .collect();
+        let failed = |p: &Pending, code: &str, message: String| {
+            (
+                *p,
+                FailedEvent {
+                    index: p.index,
+                    code: code.to_string(),
+                    message,
+                },
+            )
+        };
+        let mut published = 0;
+        let mut failures = Vec::new();
         match self
             .client
             .put_events()
@@ -259,36 +310,29 @@ impl EventPublisher {
         {
             Ok(out) => {
                 let results = out.entries();
-                for (i, (index, entry, size)) in call.into_iter().enumerate() {
+                for (i, p) in call.iter().enumerate() {
                     match results.get(i) {
                         Some(r) if r.error_code().is_none() && r.event_id().is_some() => {
-                            report.published += 1
+                            published += 1
                         }
-                        Some(r) => retry.push((
-                            index,
-                            entry,
-                            size,
-                            r.error_code().unwrap_or("Unknown").to_string(),
+                        Some(r) => failures.push(failed(
+                            p,
+                            r.error_code().unwrap_or("Unknown"),
                             r.error_message().unwrap_or_default().to_string(),
                         )),
-                        None => retry.push((
-                            index,
-                            entry,
-                            size,
-                            "MissingResult".into(),
-                            "no result entry".into(),
-                        )),
+                        None => failures.push(failed(p, "MissingResult", "no result entry".into())),
                     }
                 }
             }
             Err(err) => {
                 let message =
                     crate::error::DynabridgeError::aws("EventBridge", "PutEvents", err).to_string();
-                for (index, entry, size) in call {
-                    retry.push((index, entry, size, "CallFailed".into(), message.clone()));
+                for p in call {
+                    failures.push(failed(p, "CallFailed", message.clone()));
                 }
             }
         }
+        (published, failures)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -301,21 +345,27 @@ impl EventPublisher {
     }
 }
 
+/// An event waiting to be sent: its index, entry size and which detail it carries.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    index: usize,
+    size: usize,
+    claim_check: bool,
+}
+
 /// Packs entries into calls of at most 10 entries and 256 KB, keeping input order.
-fn pack(
-    entries: Vec<(usize, PutEventsRequestEntry, usize)>,
-) -> Vec<Vec<(usize, PutEventsRequestEntry, usize)>> {
+fn pack(entries: Vec<Pending>) -> Vec<Vec<Pending>> {
     let mut calls = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0;
     for e in entries {
         if !current.is_empty()
-            && (current.len() == MAX_ENTRIES_PER_CALL || bytes + e.2 > MAX_CALL_BYTES)
+            && (current.len() == MAX_ENTRIES_PER_CALL || bytes + e.size > MAX_CALL_BYTES)
         {
             calls.push(std::mem::take(&mut current));
             bytes = 0;
         }
-        bytes += e.2;
+        bytes += e.size;
         current.push(e);
     }
     if !current.is_empty() {
@@ -328,8 +378,12 @@ fn pack(
 mod tests {
     use super::*;
 
-    fn entry(n: usize) -> (usize, PutEventsRequestEntry, usize) {
-        (n, PutEventsRequestEntry::builder().build(), 0)
+    fn entry(n: usize) -> Pending {
+        Pending {
+            index: n,
+            size: 0,
+            claim_check: false,
+        }
     }
 
     #[test]
@@ -338,14 +392,18 @@ mod tests {
         let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
         assert_eq!(sizes, [10, 10, 3]);
         let big: Vec<_> = (0..5)
-            .map(|i| (i, PutEventsRequestEntry::builder().build(), 100 * 1024))
+            .map(|i| Pending {
+                index: i,
+                size: 100 * 1024,
+                claim_check: false,
+            })
             .collect();
         let sizes: Vec<usize> = pack(big).iter().map(Vec::len).collect();
         assert_eq!(sizes, [2, 2, 1]);
         let order: Vec<usize> = pack((0..23).map(entry).collect())
             .into_iter()
             .flatten()
-            .map(|e| e.0)
+            .map(|e| e.index)
             .collect();
         assert_eq!(order, (0..23).collect::<Vec<_>>());
     }

@@ -270,8 +270,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let (rust, rust_rss) = measure_subject(ctx, &faulty, rust_spec, &mut b, per_run).await?;
     eprintln!(
         "stream-fanout rust: CPU µs/record per run {:?}, wall ms/batch {:?}, peak RSS {rust_rss:.1} MiB",
-        rust.iter().map(|f| f.cpu_us_per_record.round()).collect::<Vec<_>>(),
-        rust.iter().map(|f| f.wall_ms_per_batch.round()).collect::<Vec<_>>(),
+        rust.iter()
+            .map(|f| f.cpu_us_per_record.round())
+            .collect::<Vec<_>>(),
+        rust.iter()
+            .map(|f| f.wall_ms_per_batch.round())
+            .collect::<Vec<_>>(),
     );
     record(ctx, RUST, &rust, rust_rss);
     if ctx.args.rust_only {

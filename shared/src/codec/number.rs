@@ -183,18 +183,18 @@ pub(crate) fn to_unscaled(text: &str, precision: u8, scale: i8) -> Result<i128, 
 /// exactly this decimal (at most 17 significant digits, and the shortest text of the nearest
 /// double has the same digits). `None` means the number must travel as text.
 pub(crate) fn exact_json_number(text: &str) -> Option<Parsed> {
-    use std::io::Write;
     let p = parse(text).ok()?;
     if p.digits().len() > 17 {
         return None;
     }
+    if p.digits().len() <= 15 && p.exponent >= 0 && p.digits().len() as i64 + p.exponent <= 15 {
+        // An integer below 10^15: every double holds it exactly.
+        return Some(p);
+    }
     let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
-    // `{:e}` prints the shortest digits that read back as `f`.
-    let mut buf = [0u8; 40];
-    let mut cursor = &mut buf[..];
-    write!(cursor, "{f:e}").ok()?;
-    let written = 40 - cursor.len();
-    let shortest = parse(std::str::from_utf8(&buf[..written]).ok()?).ok()?;
+    // ryu prints the shortest digits that read back as `f`.
+    let mut buf = ryu::Buffer::new();
+    let shortest = parse(buf.format_finite(f)).ok()?;
     (shortest == p).then_some(p)
 }
 
@@ -229,7 +229,7 @@ pub(crate) fn write_decimal(out: &mut Vec<u8>, p: &Parsed) {
             out.extend_from_slice(&digits[1..]);
         }
         out.push(b'e');
-        out.extend_from_slice((e + k - 1).to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(e + k - 1).as_bytes());
     }
 }
 

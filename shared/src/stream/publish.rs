@@ -72,8 +72,6 @@ pub fn domain_event(
     cdc: CdcLocation<'_>,
 ) -> DomainEvent {
     let schema_version = registry.entity(entity).map(|e| e.latest().version()).ok();
-    let event_time = chrono::DateTime::from_timestamp_micros(change.event_time_micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
     let mut head = Vec::with_capacity(256 + change.keys.len() * 32);
     head.push(b'{');
     push_field(&mut head, "eventId");
@@ -86,16 +84,13 @@ pub fn domain_event(
     write_json_str(&mut head, entity);
     push_field(&mut head, "schemaVersion");
     match schema_version {
-        Some(v) => head.extend_from_slice(v.to_string().as_bytes()),
+        Some(v) => head.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
         None => head.extend_from_slice(b"null"),
     }
     push_field(&mut head, "op");
     write_json_str(&mut head, change.op.as_str());
     push_field(&mut head, "eventTime");
-    match &event_time {
-        Some(t) => write_json_str(&mut head, t),
-        None => head.extend_from_slice(b"null"),
-    }
+    write_event_time(&mut head, change.event_time_micros);
     push_field(&mut head, "keys");
     change.keys.write_plain_json(&mut head);
     let mut detail = head.clone();
@@ -125,6 +120,49 @@ pub fn domain_event(
         claim_check,
         resources: Vec::new(),
     }
+}
+
+/// Writes `micros` as a JSON string `"YYYY-MM-DDTHH:MM:SS.ffffffZ"` (RFC 3339, µs, UTC, as
+/// chrono's `to_rfc3339_opts(Micros, true)` writes it), or `null` when out of range.
+fn write_event_time(out: &mut Vec<u8>, micros: i64) {
+    use chrono::{Datelike, Timelike};
+    let Some(t) = chrono::DateTime::from_timestamp_micros(micros) else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let (date, time) = (t.date_naive(), t.time());
+    let year = match u32::try_from(date.year()) {
+        Ok(y) if y <= 9999 => y,
+        // Outside 4-digit years chrono writes a sign or more digits: let it.
+        _ => {
+            write_json_str(out, &t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            return;
+        }
+    };
+    out.push(b'"');
+    for (v, width, sep) in [
+        (year, 4, b'-'),
+        (date.month(), 2, b'-'),
+        (date.day(), 2, b'T'),
+        (time.hour(), 2, b':'),
+        (time.minute(), 2, b':'),
+        (time.second(), 2, b'.'),
+        ((time.nanosecond() / 1_000).min(999_999), 6, b'Z'),
+    ] {
+        push_padded(out, v, width);
+        out.push(sep);
+    }
+    out.push(b'"');
+}
+
+fn push_padded(out: &mut Vec<u8>, v: u32, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
 }
 
 /// The JSON text written above (always UTF-8: it is built from `&str`s).
@@ -304,5 +342,31 @@ impl<'a> EventSink<'a> {
             failed_from: Some(failed),
             report,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_match_chrono() {
+        for micros in [
+            0,
+            1_795_316_400_500_000,
+            -1,
+            253_402_300_799_999_999,
+            -62_135_596_800_000_000,
+        ] {
+            let mut out = Vec::new();
+            write_event_time(&mut out, micros);
+            let want = chrono::DateTime::from_timestamp_micros(micros)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            assert_eq!(
+                serde_json::from_slice::<Option<String>>(&out).unwrap(),
+                want,
+                "{micros}"
+            );
+        }
     }
 }
