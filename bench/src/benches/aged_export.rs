@@ -229,8 +229,15 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             cpu.push(r.cpu_s);
             scan_ips.push(n as f64 / scan_s);
             conv_ips.push(n as f64 / (r.secs - scan_s).max(1e-9));
+            eprintln!(
+                "aged-export rust {n}: {:.0} items/s, peak RSS {:.1} MiB, CPU {:.2} s, bare scan {:.1} s",
+                n as f64 / r.secs,
+                r.rss_mib,
+                r.cpu_s,
+                scan_s
+            );
 
-            if run == 0 || n <= repeat_max {
+            if !ctx.args.rust_only && (run == 0 || n <= repeat_max) {
                 let usage = run_child(
                     Command::new(&ctx.python)
                         .arg(ctx.script("export_wrangler.py"))

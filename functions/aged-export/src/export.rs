@@ -305,7 +305,7 @@ impl Job<'_> {
                 &ParquetOptions {
                     max_row_group_rows: self.config.row_group_rows,
                     max_row_group_bytes: self.config.row_group_bytes,
-                    zstd_level: 3,
+                    ..ParquetOptions::streaming()
                 },
                 &FileMeta::for_entity(&self.config.registry, e),
             )?;

@@ -199,6 +199,9 @@ struct S3Sink {
     key: String,
     part_size: usize,
     buffer: Vec<u8>,
+    /// What `buffer` is sized to when it starts filling: a part plus one flushed row group
+    /// (the estimate can be exceeded by a little), so it never doubles its way past that.
+    capacity: usize,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
     bytes: u64,
@@ -303,6 +306,9 @@ impl AsyncFileWriter for S3Sink {
     fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
         Box::pin(async move {
             self.bytes += bs.len() as u64;
+            if self.buffer.capacity() == 0 {
+                self.buffer.reserve_exact(self.capacity.max(bs.len()));
+            }
             self.buffer.extend_from_slice(&bs);
             if self.buffer.len() >= self.part_size {
                 self.upload_part().await.map_err(external)?;
@@ -355,6 +361,7 @@ impl LakeFileWriter {
             key: key.to_string(),
             part_size,
             buffer: Vec::new(),
+            capacity: part_size + props.max_row_group_bytes().unwrap_or(0) + 1024 * 1024,
             upload_id: None,
             parts: Vec::new(),
             bytes: 0,
