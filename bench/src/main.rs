@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs every benchmark and writes the results (JSON + markdown).
-    Run(benches::RunArgs),
+    Run(Box<benches::RunArgs>),
     /// Writes `--items` generated items as DynamoDB-JSON lines (`{"Item": {...}}`).
     Gen {
         /// Output file.
@@ -93,7 +93,7 @@ fn main() -> Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            rt.block_on(benches::run(args))
+            rt.block_on(benches::run(*args))
         }
         Command::Gen { out, items, seed } => {
             let written = data::write_items(&out, items, seed)?;

@@ -14,8 +14,9 @@
 //!   tick → finalize done. The local stack is in the orchestrator's process, so its memory is
 //!   not counted.
 //! - **Scan cost apart**: a bare paginated `Scan` of the same table (one segment, SDK
-//!   deserialization only) from the orchestrator, timed in the same run; the export's
-//!   conversion + upload throughput is the items over (export time − scan time).
+//!   deserialization only) from the orchestrator, timed in the same run; the export's own
+//!   work (decode, upcast, Arrow, Parquet + ZSTD, HTTP) is shown as items per CPU-second of
+//!   its process, since its wall time is mostly waiting on the scan.
 //! - **Peer**: `bench/python/export_wrangler.py` as a child (peak RSS and CPU from `wait4`):
 //!   `wr.dynamodb.read_items(allow_full_scan=True)` (what awswrangler offers to read a
 //!   table), the same mapping to the lake's typed rows as the conversion peer
@@ -208,10 +209,20 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         let (mut scan_ips, mut conv_ips) = (Vec::new(), Vec::new());
         let (mut py_ips, mut py_rss, mut py_cpu, mut py_scan, mut py_conv) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for run in 0..ctx.runs() {
-            let (scanned, scan_s) = bare_scan(&ddb, &table).await?;
-            if scanned != n {
-                bail!("the bare scan read {scanned} of {n} items");
+        let large = n > repeat_max;
+        let runs = match ctx.args.export_large_runs {
+            Some(r) if large => r.max(1),
+            _ => ctx.runs(),
+        };
+        let mut scan_s = f64::NAN;
+        for run in 0..runs {
+            if run == 0 || !large {
+                let (scanned, secs) = bare_scan(&ddb, &table).await?;
+                if scanned != n {
+                    bail!("the bare scan read {scanned} of {n} items");
+                }
+                scan_s = secs;
+                scan_ips.push(n as f64 / scan_s);
             }
             let tick = tick0 + chrono::Duration::minutes(tick_no);
             tick_no += 1;
@@ -227,8 +238,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             ips.push(n as f64 / r.secs);
             rss.push(r.rss_mib);
             cpu.push(r.cpu_s);
-            scan_ips.push(n as f64 / scan_s);
-            conv_ips.push(n as f64 / (r.secs - scan_s).max(1e-9));
+            // The export waits on the scan most of the time (dynoxide's Scan is the slow
+            // part here, and its cost grows with the table), so its own work is measured
+            // by CPU: items per CPU-second of the aged-export process (decode, upcast,
+            // Arrow, Parquet + ZSTD, HTTP). Wall time minus the bare scan's time is no
+            // measure: the two overlap, and at 1M items the difference is within noise.
+            conv_ips.push(n as f64 / r.cpu_s.max(1e-9));
             eprintln!(
                 "aged-export rust {n}: {:.0} items/s, peak RSS {:.1} MiB, CPU {:.2} s, bare scan {:.1} s",
                 n as f64 / r.secs,
@@ -268,7 +283,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             BENCH,
             RUST,
             n,
-            "conversion + upload throughput (export − bare scan time)",
+            "conversion throughput (items per function CPU-second)",
             "items/s",
             conv_ips,
         );
@@ -351,14 +366,17 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
              aged-export process per run, one scan segment, response dispatch, action `none`, \
              default part / row-group settings; peak RSS is its VmHWM. The bare scan is a \
              paginated Scan of the same table with the same segments from the orchestrator; \
-             the conversion + upload figure is items ÷ (export time − bare scan time). \
+             the conversion figure is items ÷ the aged-export process's CPU time (scan waits excluded). \
              awswrangler: read_items(allow_full_scan=True) materialises the table, then the \
              same row mapping as the conversion peer and one to_parquet per entity; it runs \
-             {} time(s) above {} items ({} otherwise).",
+             {} time(s) above {} items ({} otherwise). Above {} items the Rust export runs {} \
+             time(s) and the bare scan once.",
             load_notes.join(", then "),
             1,
             fmt_int(repeat_max),
-            ctx.runs
+            ctx.runs,
+            fmt_int(repeat_max),
+            ctx.args.export_large_runs.unwrap_or(ctx.runs).max(1)
         ),
     );
     Ok(())

@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// and gigabytes at 1M items); default 100000.
     #[arg(long)]
     pub export_python_repeat_max: Option<u64>,
+    /// Rust runs of the aged-export tables larger than `--export-python-repeat-max` (default
+    /// `--runs`). At 1M items a run takes ~6 min on 2 cores, nearly all of it dynoxide's
+    /// Scan (whose cost grows with the table); the bare scan is timed in the first run only.
+    #[arg(long)]
+    pub export_large_runs: Option<usize>,
     /// Skip the Python peers (quick iterations on the Rust side; comparisons are then not
     /// recorded). Never used for published figures.
     #[arg(long)]

@@ -18,6 +18,13 @@
 //! CPU is the function process's user + system time (`/proc/<pid>/stat`) across the batches
 //! of a run, divided by the records; one warm-up batch after the cold start is not counted.
 //! The control-table requests are the DynamoDB requests the proxy saw during the run.
+//!
+//! Two more figures split the Rust side's CPU: the same binary with the event sink off
+//! (`rust stream-fanout, CDC only`), and the **SDK floor** — the CPU the AWS SDK for Rust
+//! itself spends per event in `PutEvents` calls of 10 entries against an instant loopback
+//! server (`dynabridge-bench sdk-floor`, its own process). EventBridge takes at most 10
+//! entries per call, so no implementation that publishes one event per record through the
+//! SDK gets below that floor.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +44,11 @@ const BENCH: &str = "stream-fanout";
 const IDEMPOTENCY: &str = "idempotency";
 /// Subjects.
 pub const RUST: &str = "rust stream-fanout";
+/// The same binary with the event sink off (`DYNABRIDGE_PUBLISH_ENTITIES=none`): what the
+/// CDC sink and the checkpoints cost alone.
+pub const RUST_CDC: &str = "rust stream-fanout, CDC only (events off)";
+/// The AWS SDK's own CPU per event (`dynabridge-bench sdk-floor`).
+pub const SDK_FLOOR: &str = "PutEvents through the Rust SDK (floor)";
 /// Powertools batch processor.
 pub const PY: &str = "python powertools";
 /// Powertools batch processor + per-record idempotency.
@@ -173,6 +185,29 @@ async fn measure_subject(
 }
 
 fn record(ctx: &mut Ctx, subject: &str, figures: &[RunFigures], rss: f64) {
+    record_cpu(ctx, subject, figures, rss);
+    let size = ctx.args.batch_size as u64;
+    let r = &mut ctx.results;
+    r.add(
+        IDEMPOTENCY,
+        subject,
+        size,
+        "control-table writes per batch",
+        "writes",
+        figures.iter().map(|f| f.writes_per_batch).collect(),
+    );
+    r.add(
+        IDEMPOTENCY,
+        subject,
+        size,
+        "control-table reads per batch",
+        "reads",
+        figures.iter().map(|f| f.reads_per_batch).collect(),
+    );
+}
+
+/// Records a subject's CPU, wall time and peak RSS (benchmark 2 only).
+fn record_cpu(ctx: &mut Ctx, subject: &str, figures: &[RunFigures], rss: f64) {
     let size = ctx.args.batch_size as u64;
     let r = &mut ctx.results;
     r.add(
@@ -192,22 +227,37 @@ fn record(ctx: &mut Ctx, subject: &str, figures: &[RunFigures], rss: f64) {
         figures.iter().map(|f| f.wall_ms_per_batch).collect(),
     );
     r.add(BENCH, subject, size, "peak RSS", "MiB", vec![rss]);
-    r.add(
-        IDEMPOTENCY,
-        subject,
-        size,
-        "control-table writes per batch",
-        "writes",
-        figures.iter().map(|f| f.writes_per_batch).collect(),
-    );
-    r.add(
-        IDEMPOTENCY,
-        subject,
-        size,
-        "control-table reads per batch",
-        "reads",
-        figures.iter().map(|f| f.reads_per_batch).collect(),
-    );
+}
+
+/// Runs `dynabridge-bench sdk-floor` (its own process, so nothing else shares its CPU
+/// counters) `runs` times; returns the CPU µs per entry of each run.
+fn sdk_floor(runs: usize, calls: usize) -> Result<Vec<f64>> {
+    let exe = std::env::current_exe().context("the benchmark's own path")?;
+    (0..runs)
+        .map(|_| {
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "sdk-floor",
+                    "--calls",
+                    &calls.to_string(),
+                    "--entries",
+                    "10",
+                ])
+                .output()
+                .context("running sdk-floor")?;
+            if !out.status.success() {
+                bail!(
+                    "sdk-floor failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let line: serde_json::Value =
+                serde_json::from_slice(&out.stdout).context("sdk-floor printed no JSON line")?;
+            line["cpu_us_per_entry"]
+                .as_f64()
+                .context("sdk-floor: no cpu_us_per_entry")
+        })
+        .collect()
 }
 
 /// Runs benchmarks 2 and 4.
@@ -264,7 +314,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         .collect();
     let rust_spec = FunctionSpec::workspace("stream-fanout")?
         .with_env(env.clone())
-        .with_env(rust_env)
+        .with_env(rust_env.clone())
         .with_timeout(Duration::from_secs(300));
     let mut b = StreamBatches::new(seed, &arn, "shardId-bench-rust");
     let (rust, rust_rss) = measure_subject(ctx, &faulty, rust_spec, &mut b, per_run).await?;
@@ -278,6 +328,19 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             .collect::<Vec<_>>(),
     );
     record(ctx, RUST, &rust, rust_rss);
+
+    let cdc_spec = FunctionSpec::workspace("stream-fanout")?
+        .with_env(env.clone())
+        .with_env(rust_env)
+        .with_env([("DYNABRIDGE_PUBLISH_ENTITIES", "none")])
+        .with_timeout(Duration::from_secs(300));
+    let mut b = StreamBatches::new(seed, &arn, "shardId-bench-rust-cdc");
+    let (cdc, cdc_rss) = measure_subject(ctx, &faulty, cdc_spec, &mut b, per_run).await?;
+    record_cpu(ctx, RUST_CDC, &cdc, cdc_rss);
+    let floor = sdk_floor(ctx.runs(), if ctx.args.smoke { 50 } else { 1000 })?;
+    let size = ctx.args.batch_size as u64;
+    ctx.results
+        .add(BENCH, SDK_FLOOR, size, "CPU per record", "µs", floor);
     if ctx.args.rust_only {
         return Ok(());
     }
@@ -305,7 +368,6 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     drop(faulty);
     drop(stack);
 
-    let size = ctx.args.batch_size as u64;
     let n = crate::report::fmt_int(size);
     let r = &mut ctx.results;
     let get = |r: &crate::report::Results, b: &str, s: &str, m: &str| {
@@ -327,6 +389,31 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         pc / rc,
         "≥ 20× less",
         Some(pc / rc >= 20.0),
+    );
+    let floor = get(r, BENCH, SDK_FLOOR, "CPU per record");
+    r.compare(
+        BENCH,
+        "the SDK floor alone (CPU per event of PutEvents calls of 10 through the Rust SDK, \
+         instant loopback server) vs the Powertools peer: the best ratio any Rust function \
+         publishing one event per record can reach",
+        floor,
+        pc,
+        "µs",
+        pc / floor,
+        "—",
+        None,
+    );
+    let cdc = get(r, BENCH, RUST_CDC, "CPU per record");
+    r.compare(
+        BENCH,
+        "CPU per record with the event sink off (CDC Parquet + checkpoints only) vs the \
+         Powertools peer doing both",
+        cdc,
+        pc,
+        "µs",
+        pc / cdc,
+        "—",
+        None,
     );
     r.compare(
         BENCH,
