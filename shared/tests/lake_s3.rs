@@ -185,6 +185,73 @@ async fn streaming_writer_uploads_parts_with_bounded_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spilled_parts_give_the_same_object_as_parts_in_memory() {
+    let stack = stack().await;
+    let registry = example_registry();
+    let entity = registry.entity("Customer").unwrap();
+    let opts = ParquetOptions {
+        max_row_group_rows: 100_000,
+        max_row_group_bytes: 1024 * 1024,
+        zstd_level: 1,
+    };
+    let props = || writer_properties(&opts, &FileMeta::for_entity(&registry, entity)).unwrap();
+    let schema = BatchEncoder::new(entity).schema().clone();
+    let spill = tempfile::tempdir().unwrap();
+    let mut summaries = Vec::new();
+    for (key, spilled) in [
+        (
+            "archive/entity=Customer/dt=2026-11-21/memory-00001.parquet",
+            false,
+        ),
+        (
+            "archive/entity=Customer/dt=2026-11-21/spilled-00001.parquet",
+            true,
+        ),
+    ] {
+        let mut writer = if spilled {
+            LakeFileWriter::spilling(
+                stack.s3(),
+                BUCKET,
+                key,
+                schema.clone(),
+                props(),
+                MIN_PART_SIZE,
+                spill.path(),
+            )
+            .unwrap()
+        } else {
+            LakeFileWriter::new(
+                stack.s3(),
+                BUCKET,
+                key,
+                schema.clone(),
+                props(),
+                MIN_PART_SIZE,
+            )
+            .unwrap()
+        };
+        // ≈ 12 MiB of incompressible bytes: two full parts and a last, smaller one.
+        for start in (0..3_000u64).step_by(200) {
+            let (batch, _) = batch_of(&registry, start, start + 200, 4096);
+            writer.write(&batch).await.unwrap();
+        }
+        let summary = writer.finish().await.unwrap();
+        assert!(summary.parts >= 2, "{summary:?}");
+        summaries.push((summary.parts, get(&stack, key).await));
+    }
+    assert_eq!(summaries[0].0, summaries[1].0, "same part boundaries");
+    assert_eq!(summaries[0].1, summaries[1].1, "byte-identical objects");
+    let rows: usize = read_parquet(summaries[1].1.clone())
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 3_000);
+    // The spill files are anonymous: nothing is left in the folder.
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_streamed_file_uses_one_put_and_abort_leaves_nothing() {
     let stack = stack().await;
     let registry = example_registry();

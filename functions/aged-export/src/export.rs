@@ -310,14 +310,18 @@ impl Job<'_> {
                 &FileMeta::for_entity(&self.config.registry, e),
             )?;
             let key = self.archive_key(entity, part.number);
-            file.writer = Some(LakeFileWriter::new(
+            let (s3, bucket, schema, part_bytes) = (
                 self.clients.s3.clone(),
                 &self.config.common.lake_bucket,
-                &key,
                 file.encoder.schema().clone(),
-                props,
                 self.config.upload_part_bytes,
-            )?);
+            );
+            file.writer = Some(match &self.config.spill_dir {
+                Some(dir) => {
+                    LakeFileWriter::spilling(s3, bucket, &key, schema, props, part_bytes, dir)?
+                }
+                None => LakeFileWriter::new(s3, bucket, &key, schema, props, part_bytes)?,
+            });
         }
         if let Some(w) = file.writer.as_mut() {
             w.write(&batch).await?;

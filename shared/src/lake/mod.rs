@@ -10,6 +10,7 @@
 pub mod footer;
 pub mod items;
 pub mod layout;
+mod part_buffer;
 pub mod pipeline;
 pub mod reader;
 pub mod remote;
@@ -47,6 +48,14 @@ pub enum LakeError {
         key: String,
         /// The SDK error with its source chain.
         message: String,
+    },
+    /// The temporary file holding a part ([`LakeFileWriter::spilling`]) failed.
+    #[error("spill file: {operation} failed: {error}")]
+    Spill {
+        /// `create`, `write`, `read back` or `truncate`.
+        operation: &'static str,
+        /// The I/O error.
+        error: std::io::Error,
     },
     /// A setting cannot be used (e.g. a part size under S3's 5 MiB minimum).
     #[error("invalid lake setting: {0}")]

@@ -7,9 +7,11 @@
 //! for every part but the last). A file that ends up smaller than one part is sent with a
 //! single PutObject instead, so small exports cost one request. A failure aborts the multipart
 //! upload so no orphaned parts are billed; since keys are deterministic, a retry rewrites the
-//! same object.
+//! same object. The part being filled is held in memory or, with
+//! [`LakeFileWriter::spilling`], in an anonymous temporary file (see [`super::part_buffer`]).
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 use arrow::array::RecordBatch;
@@ -23,6 +25,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
+use super::part_buffer::PartBuffer;
 use super::{LakeError, error_chain};
 use crate::schema::{Entity, Registry};
 
@@ -198,10 +201,7 @@ struct S3Sink {
     bucket: String,
     key: String,
     part_size: usize,
-    buffer: Vec<u8>,
-    /// What `buffer` is sized to when it starts filling: a part plus one flushed row group
-    /// (the estimate can be exceeded by a little), so it never doubles its way past that.
-    capacity: usize,
+    buffer: PartBuffer,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
     bytes: u64,
@@ -215,7 +215,7 @@ fn external(err: LakeError) -> ParquetError {
 
 impl S3Sink {
     async fn upload_part(&mut self) -> Result<(), LakeError> {
-        let body = Bytes::from(std::mem::take(&mut self.buffer));
+        let body = self.buffer.take()?;
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
@@ -263,7 +263,7 @@ impl S3Sink {
 
     async fn complete_upload(&mut self) -> Result<(), LakeError> {
         let Some(upload_id) = self.upload_id.clone() else {
-            let body = Bytes::from(std::mem::take(&mut self.buffer));
+            let body = self.buffer.take()?;
             return put_object(&self.s3, &self.bucket, &self.key, body).await;
         };
         if !self.buffer.is_empty() {
@@ -287,7 +287,7 @@ impl S3Sink {
     }
 
     async fn abort(&mut self) -> Result<(), LakeError> {
-        self.buffer = Vec::new();
+        self.buffer.clear()?;
         if let Some(upload_id) = self.upload_id.take() {
             self.s3
                 .abort_multipart_upload()
@@ -306,10 +306,7 @@ impl AsyncFileWriter for S3Sink {
     fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
         Box::pin(async move {
             self.bytes += bs.len() as u64;
-            if self.buffer.capacity() == 0 {
-                self.buffer.reserve_exact(self.capacity.max(bs.len()));
-            }
-            self.buffer.extend_from_slice(&bs);
+            self.buffer.push(&bs).map_err(external)?;
             if self.buffer.len() >= self.part_size {
                 self.upload_part().await.map_err(external)?;
             }
@@ -341,7 +338,8 @@ impl std::fmt::Debug for LakeFileWriter {
 }
 
 impl LakeFileWriter {
-    /// Starts writing `s3://bucket/key`; parts are at least `part_size` bytes (≥ 5 MiB).
+    /// Starts writing `s3://bucket/key`; parts are at least `part_size` bytes (≥ 5 MiB), and
+    /// the part being filled is held in memory.
     pub fn new(
         s3: aws_sdk_s3::Client,
         bucket: &str,
@@ -349,6 +347,44 @@ impl LakeFileWriter {
         schema: SchemaRef,
         props: WriterProperties,
         part_size: usize,
+    ) -> Result<Self, LakeError> {
+        // A part plus one flushed row group (the estimate can be exceeded by a little).
+        let capacity = part_size + props.max_row_group_bytes().unwrap_or(0) + 1024 * 1024;
+        Self::with_buffer(
+            s3,
+            bucket,
+            key,
+            schema,
+            props,
+            part_size,
+            PartBuffer::memory(capacity),
+        )
+    }
+
+    /// Like [`new`](Self::new), but the part being filled is kept in an anonymous temporary
+    /// file in `spill_dir` (e.g. Lambda's `/tmp`) and read back only to be uploaded: a task
+    /// writing several files at once then holds at most one part in memory, not one per file.
+    pub fn spilling(
+        s3: aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        schema: SchemaRef,
+        props: WriterProperties,
+        part_size: usize,
+        spill_dir: &Path,
+    ) -> Result<Self, LakeError> {
+        let buffer = PartBuffer::spill(spill_dir)?;
+        Self::with_buffer(s3, bucket, key, schema, props, part_size, buffer)
+    }
+
+    fn with_buffer(
+        s3: aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        schema: SchemaRef,
+        props: WriterProperties,
+        part_size: usize,
+        buffer: PartBuffer,
     ) -> Result<Self, LakeError> {
         if part_size < MIN_PART_SIZE {
             return Err(LakeError::Invalid(format!(
@@ -360,8 +396,7 @@ impl LakeFileWriter {
             bucket: bucket.to_string(),
             key: key.to_string(),
             part_size,
-            buffer: Vec::new(),
-            capacity: part_size + props.max_row_group_bytes().unwrap_or(0) + 1024 * 1024,
+            buffer,
             upload_id: None,
             parts: Vec::new(),
             bytes: 0,
