@@ -48,7 +48,8 @@ pub mod vars {
     pub const ROW_GROUP_BYTES: &str = "DYNABRIDGE_EXPORT_ROW_GROUP_BYTES";
     /// Multipart part size (default and minimum 5 MiB).
     pub const UPLOAD_PART_BYTES: &str = "DYNABRIDGE_EXPORT_UPLOAD_PART_BYTES";
-    /// Folder for the parts being filled (default `/tmp`; `memory` keeps them in memory).
+    /// Folder for the parts being filled and their pending post-export actions (default
+    /// `/tmp`; `memory` keeps them in memory).
     pub const SPILL_DIR: &str = "DYNABRIDGE_EXPORT_SPILL_DIR";
     /// Optional `Limit` of each Scan/Query page.
     pub const PAGE_LIMIT: &str = "DYNABRIDGE_EXPORT_PAGE_LIMIT";
@@ -210,8 +211,9 @@ pub struct Config {
     pub row_group_bytes: usize,
     /// Multipart part size.
     pub upload_part_bytes: usize,
-    /// Where the parts being filled wait for upload: a folder (anonymous temporary files,
-    /// `shared::lake::LakeFileWriter::spilling`) or `None` for memory.
+    /// Where the parts being filled wait for upload, and the part's pending post-export
+    /// actions for its commit: a folder (anonymous temporary files,
+    /// `shared::lake::LakeFileWriter::spilling`, `crate::pending`) or `None` for memory.
     pub spill_dir: Option<std::path::PathBuf>,
     /// `Limit` of each Scan/Query page (default 1,000 items).
     pub page_limit: Option<i32>,

@@ -47,6 +47,7 @@ use crate::age::age_micros;
 const ACTION_RETRY_ROUNDS: u32 = 4;
 use crate::config::{Action, Config, ReadMode};
 use crate::control::{Control, FileEntry, RunPlan, Segment, Stats};
+use crate::pending::PendingActions;
 
 /// Source name of this function's quarantine files.
 pub const QUARANTINE_SOURCE: &str = "aged-export";
@@ -163,7 +164,7 @@ impl Job<'_> {
 
     async fn export_part(&mut self, maybe_redo: bool) -> Result<Part, DynabridgeError> {
         let part_no = self.state.next_part;
-        let mut part = Part::new(part_no);
+        let mut part = Part::new(part_no, self.config.spill_dir.as_deref())?;
         let source = self.source();
         let mut cursor = Cursor::decode(self.state.cursor.as_deref())?;
         let seq = format!("{:0>40}", self.plan.snapshot_micros);
@@ -268,8 +269,7 @@ impl Job<'_> {
                     None => json!({"item": dynamodb_json_map(item.iter())}),
                 };
                 let line = json!({"key": dynamodb_json_map(key_attrs.iter()), "guard": guard});
-                part.actions.extend_from_slice(line.to_string().as_bytes());
-                part.actions.push(b'\n');
+                part.actions.push_line(&line.to_string())?;
             }
         }
         Ok(())
@@ -422,12 +422,11 @@ impl Job<'_> {
 
     async fn commit_part(&mut self, mut part: Part) -> Result<(), DynabridgeError> {
         let bucket = self.config.common.lake_bucket.clone();
-        let actions = std::mem::take(&mut part.actions);
+        let body = part.actions.take()?;
         self.state.pending_actions = None;
         self.state.pending_offset = 0;
-        if !actions.is_empty() {
+        if !body.is_empty() {
             let key = self.actions_key(part.number);
-            let body = Bytes::from(actions);
             put(
                 self.clients,
                 &bucket,
@@ -588,7 +587,7 @@ struct Part {
     number: u32,
     files: BTreeMap<String, EntityFile>,
     quarantine: Vec<u8>,
-    actions: Vec<u8>,
+    actions: PendingActions,
     stats: Stats,
     cursor: Option<String>,
     scan_done: bool,
@@ -596,17 +595,18 @@ struct Part {
 }
 
 impl Part {
-    fn new(number: u32) -> Self {
-        Part {
+    /// A new part; its pending actions go to `spill_dir` (memory when `None`).
+    fn new(number: u32, spill_dir: Option<&std::path::Path>) -> Result<Self, DynabridgeError> {
+        Ok(Part {
             number,
             files: BTreeMap::new(),
             quarantine: Vec::new(),
-            actions: Vec::new(),
+            actions: PendingActions::new(spill_dir)?,
             stats: Stats::default(),
             cursor: None,
             scan_done: false,
             written: Vec::new(),
-        }
+        })
     }
 
     fn quarantine(&mut self, item: &Attributes, reason: &str) {

@@ -8,6 +8,7 @@ mod dispatch;
 mod export;
 mod finalize;
 mod handler;
+mod pending;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -10,7 +10,7 @@
 pub mod footer;
 pub mod items;
 pub mod layout;
-mod part_buffer;
+pub mod part_buffer;
 pub mod pipeline;
 pub mod reader;
 pub mod remote;
@@ -18,6 +18,7 @@ pub mod writer;
 
 pub use footer::check_footer_tail;
 pub use layout::{Area, LakeLayout, day_of_micros, safe_segment};
+pub use part_buffer::PartBuffer;
 pub use pipeline::ParquetPipeline;
 pub use reader::{
     GuardedReader, check_column_chunks, int96_schema_hint, parquet_reader, read_parquet,

@@ -14,6 +14,9 @@
 //!
 //! The upload body is always an in-memory buffer, so the SDK can retry a part and compute its
 //! checksum the same way in both modes.
+//!
+//! Other per-part byte streams that only need to be read back once the part is durable (for
+//! example aged-export's pending post-export actions) use the same buffer.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -25,7 +28,7 @@ use super::LakeError;
 
 /// The bytes of the part being filled.
 #[derive(Debug)]
-pub(crate) enum PartBuffer {
+pub enum PartBuffer {
     /// In memory; `capacity` is reserved at the first write of each part (a part plus one
     /// flushed row group), so the vector never doubles its way past it.
     Memory {
@@ -49,7 +52,7 @@ fn spill_error(operation: &'static str, error: std::io::Error) -> LakeError {
 
 impl PartBuffer {
     /// An in-memory buffer reserving `capacity` bytes when a part starts.
-    pub(crate) fn memory(capacity: usize) -> Self {
+    pub fn memory(capacity: usize) -> Self {
         PartBuffer::Memory {
             bytes: Vec::new(),
             capacity,
@@ -57,13 +60,13 @@ impl PartBuffer {
     }
 
     /// A buffer in an anonymous temporary file created in `dir`.
-    pub(crate) fn spill(dir: &Path) -> Result<Self, LakeError> {
+    pub fn spill(dir: &Path) -> Result<Self, LakeError> {
         let file = tempfile::tempfile_in(dir).map_err(|e| spill_error("create", e))?;
         Ok(PartBuffer::Spill { file, len: 0 })
     }
 
     /// Bytes held.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             PartBuffer::Memory { bytes, .. } => bytes.len(),
             PartBuffer::Spill { len, .. } => *len,
@@ -71,12 +74,12 @@ impl PartBuffer {
     }
 
     /// Whether nothing is held.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Appends `data`.
-    pub(crate) fn push(&mut self, data: &[u8]) -> Result<(), LakeError> {
+    pub fn push(&mut self, data: &[u8]) -> Result<(), LakeError> {
         match self {
             PartBuffer::Memory { bytes, capacity } => {
                 if bytes.capacity() == 0 {
@@ -93,7 +96,7 @@ impl PartBuffer {
     }
 
     /// Everything held, as one buffer; the buffer is empty afterwards.
-    pub(crate) fn take(&mut self) -> Result<Bytes, LakeError> {
+    pub fn take(&mut self) -> Result<Bytes, LakeError> {
         match self {
             PartBuffer::Memory { bytes, .. } => Ok(Bytes::from(std::mem::take(bytes))),
             PartBuffer::Spill { file, len } => {
@@ -108,7 +111,7 @@ impl PartBuffer {
     }
 
     /// Drops what is held.
-    pub(crate) fn clear(&mut self) -> Result<(), LakeError> {
+    pub fn clear(&mut self) -> Result<(), LakeError> {
         match self {
             PartBuffer::Memory { bytes, .. } => {
                 *bytes = Vec::new();
