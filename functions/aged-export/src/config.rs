@@ -213,7 +213,7 @@ pub struct Config {
     pub upload_part_bytes: usize,
     /// Where the parts being filled wait for upload, and the part's pending post-export
     /// actions for its commit: a folder (anonymous temporary files,
-    /// `shared::lake::LakeFileWriter::spilling`, `crate::pending`) or `None` for memory.
+    /// `shared::lake::LakeFileWriter::spilling`, `shared::lake::PartBuffer`) or `None` for memory.
     pub spill_dir: Option<std::path::PathBuf>,
     /// `Limit` of each Scan/Query page (default 1,000 items).
     pub page_limit: Option<i32>,

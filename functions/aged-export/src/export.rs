@@ -34,7 +34,7 @@ use dynabridge_shared::codec::{
 };
 use dynabridge_shared::expire::{ExpireAction, ExpireOutcome, Unchanged, guarded_expire};
 use dynabridge_shared::lake::{
-    FileMeta, LakeFileWriter, LakeLayout, ParquetOptions, writer_properties,
+    FileMeta, LakeFileWriter, LakeLayout, ParquetOptions, PartBuffer, writer_properties,
 };
 use dynabridge_shared::scan::{Cursor, Filter, SegmentSource, read_page};
 use dynabridge_shared::schema::Attributes;
@@ -47,7 +47,6 @@ use crate::age::age_micros;
 const ACTION_RETRY_ROUNDS: u32 = 4;
 use crate::config::{Action, Config, ReadMode};
 use crate::control::{Control, FileEntry, RunPlan, Segment, Stats};
-use crate::pending::PendingActions;
 
 /// Source name of this function's quarantine files.
 pub const QUARANTINE_SOURCE: &str = "aged-export";
@@ -269,7 +268,9 @@ impl Job<'_> {
                     None => json!({"item": dynamodb_json_map(item.iter())}),
                 };
                 let line = json!({"key": dynamodb_json_map(key_attrs.iter()), "guard": guard});
-                part.actions.push_line(&line.to_string())?;
+                let mut text = line.to_string();
+                text.push('\n');
+                part.actions.push(text.as_bytes())?;
             }
         }
         Ok(())
@@ -587,7 +588,12 @@ struct Part {
     number: u32,
     files: BTreeMap<String, EntityFile>,
     quarantine: Vec<u8>,
-    actions: PendingActions,
+    /// Pending post-export actions (one JSON line per item: key and guard), read back at the
+    /// part's commit once its files are durable. Spilled, they wait in a temporary file
+    /// instead of adding up to `PART_MAX_BYTES` to the export's working set while the part's
+    /// Parquet files are open (peak RSS with action `ttl` at 100,000 items: 77.0 MiB in
+    /// memory, 65.2 MiB spilled; 52.7 MiB with action `none`).
+    actions: PartBuffer,
     stats: Stats,
     cursor: Option<String>,
     scan_done: bool,
@@ -595,13 +601,16 @@ struct Part {
 }
 
 impl Part {
-    /// A new part; its pending actions go to `spill_dir` (memory when `None`).
+    /// A new part; its pending actions wait in `spill_dir` (memory when `None`).
     fn new(number: u32, spill_dir: Option<&std::path::Path>) -> Result<Self, DynabridgeError> {
         Ok(Part {
             number,
             files: BTreeMap::new(),
             quarantine: Vec::new(),
-            actions: PendingActions::new(spill_dir)?,
+            actions: match spill_dir {
+                Some(dir) => PartBuffer::spill(dir)?,
+                None => PartBuffer::memory(0),
+            },
             stats: Stats::default(),
             cursor: None,
             scan_done: false,

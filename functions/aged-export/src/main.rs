@@ -8,7 +8,6 @@ mod dispatch;
 mod export;
 mod finalize;
 mod handler;
-mod pending;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -16,34 +16,36 @@
 //! checksum the same way in both modes.
 //!
 //! Other per-part byte streams that only need to be read back once the part is durable (for
-//! example aged-export's pending post-export actions) use the same buffer.
+//! example aged-export's pending post-export actions, one small JSON line per item) use the
+//! same buffer; writes to the spill file are buffered, so small pushes are not one system
+//! call each.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use bytes::Bytes;
 
 use super::LakeError;
 
+/// Writes to a spill file go through a buffer of this size: pushes smaller than it (one JSON
+/// line per item) are gathered into one write; larger ones (row groups) go straight through.
+const SPILL_WRITE_BUFFER: usize = 256 * 1024;
+
 /// The bytes of the part being filled.
 #[derive(Debug)]
-pub enum PartBuffer {
+pub struct PartBuffer {
+    storage: Storage,
+}
+
+#[derive(Debug)]
+enum Storage {
     /// In memory; `capacity` is reserved at the first write of each part (a part plus one
     /// flushed row group), so the vector never doubles its way past it.
-    Memory {
-        /// The bytes.
-        bytes: Vec<u8>,
-        /// What to reserve when a part starts.
-        capacity: usize,
-    },
-    /// In an anonymous temporary file.
-    Spill {
-        /// The file (no name).
-        file: File,
-        /// Bytes written since the last [`PartBuffer::take`].
-        len: usize,
-    },
+    Memory { bytes: Vec<u8>, capacity: usize },
+    /// In an anonymous temporary file; `len` counts the bytes pushed since the last take or
+    /// clear, buffered ones included.
+    Spill { file: BufWriter<File>, len: usize },
 }
 
 fn spill_error(operation: &'static str, error: std::io::Error) -> LakeError {
@@ -53,23 +55,30 @@ fn spill_error(operation: &'static str, error: std::io::Error) -> LakeError {
 impl PartBuffer {
     /// An in-memory buffer reserving `capacity` bytes when a part starts.
     pub fn memory(capacity: usize) -> Self {
-        PartBuffer::Memory {
-            bytes: Vec::new(),
-            capacity,
+        PartBuffer {
+            storage: Storage::Memory {
+                bytes: Vec::new(),
+                capacity,
+            },
         }
     }
 
     /// A buffer in an anonymous temporary file created in `dir`.
     pub fn spill(dir: &Path) -> Result<Self, LakeError> {
         let file = tempfile::tempfile_in(dir).map_err(|e| spill_error("create", e))?;
-        Ok(PartBuffer::Spill { file, len: 0 })
+        Ok(PartBuffer {
+            storage: Storage::Spill {
+                file: BufWriter::with_capacity(SPILL_WRITE_BUFFER, file),
+                len: 0,
+            },
+        })
     }
 
     /// Bytes held.
     pub fn len(&self) -> usize {
-        match self {
-            PartBuffer::Memory { bytes, .. } => bytes.len(),
-            PartBuffer::Spill { len, .. } => *len,
+        match &self.storage {
+            Storage::Memory { bytes, .. } => bytes.len(),
+            Storage::Spill { len, .. } => *len,
         }
     }
 
@@ -80,14 +89,14 @@ impl PartBuffer {
 
     /// Appends `data`.
     pub fn push(&mut self, data: &[u8]) -> Result<(), LakeError> {
-        match self {
-            PartBuffer::Memory { bytes, capacity } => {
+        match &mut self.storage {
+            Storage::Memory { bytes, capacity } => {
                 if bytes.capacity() == 0 {
                     bytes.reserve_exact((*capacity).max(data.len()));
                 }
                 bytes.extend_from_slice(data);
             }
-            PartBuffer::Spill { file, len } => {
+            Storage::Spill { file, len } => {
                 file.write_all(data).map_err(|e| spill_error("write", e))?;
                 *len += data.len();
             }
@@ -97,12 +106,15 @@ impl PartBuffer {
 
     /// Everything held, as one buffer; the buffer is empty afterwards.
     pub fn take(&mut self) -> Result<Bytes, LakeError> {
-        match self {
-            PartBuffer::Memory { bytes, .. } => Ok(Bytes::from(std::mem::take(bytes))),
-            PartBuffer::Spill { file, len } => {
+        match &mut self.storage {
+            Storage::Memory { bytes, .. } => Ok(Bytes::from(std::mem::take(bytes))),
+            Storage::Spill { file, len } => {
+                file.flush().map_err(|e| spill_error("write", e))?;
                 let mut out = vec![0u8; *len];
-                file.seek(SeekFrom::Start(0))
-                    .and_then(|_| file.read_exact(&mut out))
+                let inner = file.get_mut();
+                inner
+                    .seek(SeekFrom::Start(0))
+                    .and_then(|_| inner.read_exact(&mut out))
                     .map_err(|e| spill_error("read back", e))?;
                 Self::reset(file, len)?;
                 Ok(Bytes::from(out))
@@ -112,18 +124,23 @@ impl PartBuffer {
 
     /// Drops what is held.
     pub fn clear(&mut self) -> Result<(), LakeError> {
-        match self {
-            PartBuffer::Memory { bytes, .. } => {
+        match &mut self.storage {
+            Storage::Memory { bytes, .. } => {
                 *bytes = Vec::new();
                 Ok(())
             }
-            PartBuffer::Spill { file, len } => Self::reset(file, len),
+            Storage::Spill { file, len } => Self::reset(file, len),
         }
     }
 
-    fn reset(file: &mut File, len: &mut usize) -> Result<(), LakeError> {
-        file.set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)))
+    /// Empties the spill file; buffered bytes are written first (then truncated), so the
+    /// buffer never holds bytes that belong before the new start of the file.
+    fn reset(file: &mut BufWriter<File>, len: &mut usize) -> Result<(), LakeError> {
+        file.flush().map_err(|e| spill_error("write", e))?;
+        let inner = file.get_mut();
+        inner
+            .set_len(0)
+            .and_then(|_| inner.seek(SeekFrom::Start(0)))
             .map_err(|e| spill_error("truncate", e))?;
         *len = 0;
         Ok(())
@@ -156,6 +173,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         round_trip(PartBuffer::spill(dir.path()).unwrap());
         // Anonymous: nothing is left in the folder.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn many_small_pushes_read_back_the_same_in_both_modes() {
+        // Lines smaller than the write buffer, enough of them to fill it several times, and
+        // one push larger than it (written straight through) in the middle.
+        let mut lines: Vec<Vec<u8>> = (0..4000)
+            .map(|i| {
+                format!(
+                    "{{\"pk\":\"ORDER#{i:06}\",\"pad\":\"{}\"}}\n",
+                    "x".repeat(i % 300)
+                )
+                .into_bytes()
+            })
+            .collect();
+        lines.insert(2000, vec![b'y'; SPILL_WRITE_BUFFER + 1]);
+        let fill = |mut buffer: PartBuffer| {
+            let mut expected = 0;
+            for line in &lines {
+                buffer.push(line).unwrap();
+                expected += line.len();
+                assert_eq!(buffer.len(), expected);
+            }
+            let bytes = buffer.take().unwrap();
+            assert!(buffer.is_empty());
+            // A second part after the first starts from nothing.
+            buffer.push(b"next").unwrap();
+            assert_eq!(&buffer.take().unwrap()[..], b"next");
+            bytes
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let spilled = fill(PartBuffer::spill(dir.path()).unwrap());
+        let in_memory = fill(PartBuffer::memory(0));
+        assert_eq!(spilled, in_memory);
+        assert_eq!(&spilled[..], &lines.concat()[..]);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
